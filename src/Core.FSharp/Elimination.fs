@@ -1,0 +1,188 @@
+namespace Ptd.Core
+
+open System
+
+/// The result of eliminating a graph: the reward-command list `x[From] += Mult · x[To]`
+/// (From = To means `x[From] *= Mult`), in phase A/B/C order. It does not depend on the reward
+/// vector: replaying it on a reward vector gives the expected accumulated reward per vertex.
+type CommandList<'T> =
+    { Graph: Graph
+      Order: VertexOrder
+      From: int[]
+      To: int[]
+      Mult: 'T[] }
+
+    member c.Count = c.From.Length
+
+/// A growable struct-of-arrays command buffer (no per-command allocation).
+type internal CommandBuffer<'T>(capacity: int) =
+    let mutable from: int[] = Array.zeroCreate (max capacity 16)
+    let mutable target: int[] = Array.zeroCreate (max capacity 16)
+    let mutable mult: 'T[] = Array.zeroCreate (max capacity 16)
+    let mutable count = 0
+
+    member _.Emit(f: int, t: int, m: 'T) =
+        if count = from.Length then
+            let grow = from.Length * 2
+            Array.Resize(&from, grow)
+            Array.Resize(&target, grow)
+            Array.Resize(&mult, grow)
+        from.[count] <- f
+        target.[count] <- t
+        mult.[count] <- m
+        count <- count + 1
+
+    member _.ToArrays() =
+        Array.sub from 0 count, Array.sub target 0 count, Array.sub mult 0 count
+
+/// Gaussian elimination on the graph (algorithms.md §2), generic over the arithmetic.
+module Elimination =
+
+    /// Per-vertex transition list kept sorted by target position while eliminating a cycle.
+    type private Row<'T> =
+        { mutable Targets: int[]
+          mutable Probs: 'T[]
+          mutable Count: int }
+
+    let run<'T, 'A when 'A :> IAlgebra<'T> and 'A: struct>
+        (alg: 'A) (g: Graph) (order: VertexOrder) (weights: 'T[]) : CommandList<'T> =
+        let n = g.VertexCount
+        let pos = order.Position
+        let offsets = g.Offsets
+        let targets = g.Targets
+        if weights.Length <> g.EdgeCount then
+            Fail.format "internal error: %d weights for %d edges" weights.Length g.EdgeCount
+        let cyclic = Array.init n (fun v -> order.ComponentSize.[order.Component.[v]] > 1)
+        let buffer = CommandBuffer<'T>(n + g.EdgeCount)
+
+        // Phase A: scale by 1/λ_v and normalize the out-edges into transition probabilities,
+        // each vertex's row sorted by target position (deterministic, never by address).
+        let rowT: int[] = Array.zeroCreate g.EdgeCount
+        let rowP: 'T[] = Array.zeroCreate g.EdgeCount
+        let sortKeys = ResizeArray<int>()
+        for i in 0 .. n - 1 do
+            let v = order.Order.[i]
+            let e0 = offsets.[v]
+            let deg = offsets.[v + 1] - e0
+            if deg = 0 then
+                buffer.Emit(v, v, alg.Zero)
+            else
+                let inv = alg.Inv(alg.Sum(weights, e0, deg))
+                buffer.Emit(v, v, (if v = 0 then alg.Zero else inv))
+                let mutable sorted = true
+                for e in e0 + 1 .. e0 + deg - 1 do
+                    if pos.[targets.[e]] < pos.[targets.[e - 1]] then sorted <- false
+                if sorted then
+                    for e in e0 .. e0 + deg - 1 do
+                        rowT.[e] <- targets.[e]
+                        rowP.[e] <- alg.Mul(weights.[e], inv)
+                else
+                    sortKeys.Clear()
+                    for e in e0 .. e0 + deg - 1 do sortKeys.Add e
+                    sortKeys.Sort(fun a b -> compare pos.[targets.[a]] pos.[targets.[b]])
+                    for j in 0 .. deg - 1 do
+                        let e = sortKeys.[j]
+                        rowT.[e0 + j] <- targets.[e]
+                        rowP.[e0 + j] <- alg.Mul(weights.[e], inv)
+
+        // Phase B: only vertices inside cycles need elimination; their rows become growable.
+        let rows: Row<'T>[] = Array.zeroCreate n
+        let parents: ResizeArray<int>[] = Array.zeroCreate n
+        let anyCycle = cyclic |> Array.exists id
+        if anyCycle then
+            for v in 0 .. n - 1 do
+                if cyclic.[v] then
+                    let e0 = offsets.[v]
+                    let deg = offsets.[v + 1] - e0
+                    rows.[v] <- { Targets = Array.sub rowT e0 deg; Probs = Array.sub rowP e0 deg; Count = deg }
+                    parents.[v] <- ResizeArray<int>()
+            // Initial parents: back edges u -> v (pos[u] > pos[v]), visited in position order.
+            for i in 0 .. n - 1 do
+                let u = order.Order.[i]
+                if cyclic.[u] then
+                    for e in offsets.[u] .. offsets.[u + 1] - 1 do
+                        let z = targets.[e]
+                        if pos.[z] < pos.[u] then parents.[z].Add u
+            let mutable scratchT: int[] = Array.zeroCreate 16
+            let mutable scratchP: 'T[] = Array.zeroCreate 16
+            for i in 0 .. n - 1 do
+                let v = order.Order.[i]
+                if cyclic.[v] then
+                    let rv = rows.[v]
+                    for u in parents.[v] do
+                        let ru = rows.[u]
+                        // Every target of u before v has been eliminated already, so v is first.
+                        if ru.Count = 0 || ru.Targets.[0] <> v then
+                            Fail.format "internal error: eliminating %d, parent %d has no edge to it" v u
+                        let p = ru.Probs.[0]
+                        buffer.Emit(u, v, p)
+                        let need = ru.Count - 1 + rv.Count
+                        if scratchT.Length < need then
+                            scratchT <- Array.zeroCreate (need * 2)
+                            scratchP <- Array.zeroCreate (need * 2)
+                        let mutable a = 1
+                        let mutable b = 0
+                        let mutable k = 0
+                        let mutable hasLoop = false
+                        let mutable loop = alg.Zero
+                        while a < ru.Count || b < rv.Count do
+                            let pa = if a < ru.Count then pos.[ru.Targets.[a]] else Int32.MaxValue
+                            let pb = if b < rv.Count then pos.[rv.Targets.[b]] else Int32.MaxValue
+                            if pa < pb then
+                                scratchT.[k] <- ru.Targets.[a]
+                                scratchP.[k] <- ru.Probs.[a]
+                                k <- k + 1
+                                a <- a + 1
+                            else
+                                let z = rv.Targets.[b]
+                                let q = alg.Mul(p, rv.Probs.[b])
+                                if z = u then
+                                    hasLoop <- true
+                                    loop <- q
+                                    if pa = pb then
+                                        Fail.format "internal error: vertex %d lists itself as a target" u
+                                elif pa = pb then
+                                    scratchT.[k] <- z
+                                    scratchP.[k] <- alg.Add(ru.Probs.[a], q)
+                                    k <- k + 1
+                                    a <- a + 1
+                                else
+                                    scratchT.[k] <- z
+                                    scratchP.[k] <- q
+                                    k <- k + 1
+                                    if pos.[z] < pos.[u] then parents.[z].Add u
+                                b <- b + 1
+                        ignore loop
+                        if hasLoop then
+                            // The self-loop s is removed by dividing by 1 − s. We divide by the sum
+                            // of the remaining probabilities (equal to 1 − s in exact arithmetic)
+                            // because it has no cancellation when s is close to 1.
+                            let inv = alg.Inv(alg.Sum(scratchP, 0, k))
+                            buffer.Emit(u, u, inv)
+                            for j in 0 .. k - 1 do
+                                scratchP.[j] <- alg.Mul(scratchP.[j], inv)
+                        if ru.Targets.Length < k then
+                            ru.Targets <- Array.zeroCreate (max k (ru.Targets.Length * 2))
+                            ru.Probs <- Array.zeroCreate ru.Targets.Length
+                        Array.blit scratchT 0 ru.Targets 0 k
+                        Array.blit scratchP 0 ru.Probs 0 k
+                        ru.Count <- k
+                    parents.[v] <- null // no longer needed; frees memory early on big cycles
+
+        // Phase C: back-substitution, last position first.
+        for i in n - 1 .. -1 .. 0 do
+            let v = order.Order.[i]
+            if cyclic.[v] then
+                let r = rows.[v]
+                for j in 0 .. r.Count - 1 do
+                    buffer.Emit(v, r.Targets.[j], r.Probs.[j])
+            else
+                for e in offsets.[v] .. offsets.[v + 1] - 1 do
+                    buffer.Emit(v, rowT.[e], rowP.[e])
+
+        let f, t, m = buffer.ToArrays()
+        { Graph = g; Order = order; From = f; To = t; Mult = m }
+
+    /// Eliminates a graph at concrete parameters θ (empty for an unparameterized graph).
+    let eliminate (g: Graph) (theta: float[]) : CommandList<float> =
+        run (FloatAlgebra()) g (Order.compute g) (g.Weights theta)

@@ -1,0 +1,1 @@
+return Ptd.Cli.CliApp.Run(args);

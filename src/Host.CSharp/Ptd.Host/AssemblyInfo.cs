@@ -1,0 +1,1 @@
+// Ptd.Host: the C# host (SVGD, caches, plugin loading). See README.md.

@@ -1,0 +1,1 @@
+module Ptd.Host.Tests.CliTests
