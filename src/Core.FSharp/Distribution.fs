@@ -1,0 +1,5 @@
+namespace Ptd.Core
+
+// placeholder: being written
+module internal DistributionPlaceholder =
+    let x = 0

@@ -1,0 +1,5 @@
+namespace Ptd.Core
+
+// placeholder: being written
+module internal ModelSpecPlaceholder =
+    let x = 0

@@ -1,0 +1,1 @@
+module Ptd.Core.Tests.RewardTransformTests
