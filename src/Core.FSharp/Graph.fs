@@ -62,6 +62,7 @@ type Graph
         for k in 0 .. theta.Length - 1 do
             if not (Double.IsFinite theta.[k]) then
                 Fail.format "θ[%d] = %g is not a finite number" k theta.[k]
+        let at = if paramLength = 0 then "" else sprintf " at θ = [%s]" (String.Join(", ", theta))
         let w = Array.copy edgeBase
         if paramLength > 0 then
             for e in 0 .. w.Length - 1 do
@@ -76,17 +77,17 @@ type Graph
                 let x = w.[e]
                 if not (Double.IsFinite x) || x < 0.0 then
                     Fail.format
-                        "edge %d (vertex %d -> %d) has weight %g at θ = [%s]; weights must be finite and non-negative — check the parameter values or the edge's base/coefficients"
-                        e v edgeTarget.[e] x (String.Join(", ", theta))
+                        "edge %d (vertex %d -> %d) has weight %g%s; weights must be finite and non-negative — check the parameter values or the edge's base/coefficients"
+                        e v edgeTarget.[e] x at
                 total <- total + x
             if total = 0.0 && edgeStart.[v + 1] > edgeStart.[v] then
                 Fail.format
-                    "vertex %d has out-edges but their weights sum to 0 at θ = [%s]; it could never be left — choose θ so that at least one out-edge is positive"
-                    v (String.Join(", ", theta))
+                    "vertex %d has out-edges but their weights sum to 0%s; it could never be left — choose θ so that at least one out-edge is positive"
+                    v at
             if discrete && v <> 0 && total > 1.0 + 1e-12 then
                 Fail.format
-                    "vertex %d: out-probabilities sum to %.17g > 1 at θ = [%s]; a discrete model's out-edges are probabilities (the self-loop is the missing mass)"
-                    v total (String.Join(", ", theta))
+                    "vertex %d: out-probabilities sum to %g > 1%s; a discrete model's out-edges are probabilities (the self-loop is the missing mass)"
+                    v total at
         w
 
     override g.ToString() =

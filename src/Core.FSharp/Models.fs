@@ -23,19 +23,25 @@ module Models =
             if lineages <= 1 then Seq.empty
             else
                 let result = ResizeArray<Transition>()
+                // Only classes with lineages can merge: a state has few of them (≤ √(2n)), so
+                // looping over those pairs instead of all n² keeps n = 50 fast.
+                let occupied = ResizeArray<int>()
                 for i in 0 .. n - 1 do
-                    if a.[i] > 0 then
-                        for j in i .. n - 1 do
-                            if a.[j] > 0 && i + j + 1 < n then
-                                let count =
-                                    if i = j then float a.[i] * float (a.[i] - 1) / 2.0
-                                    else float a.[i] * float a.[j]
-                                if count > 0.0 then
-                                    let next = Array.copy a
-                                    next.[i] <- next.[i] - 1
-                                    next.[j] <- next.[j] - 1
-                                    next.[i + j + 1] <- next.[i + j + 1] + 1
-                                    result.Add(weight count next)
+                    if a.[i] > 0 then occupied.Add i
+                for x in 0 .. occupied.Count - 1 do
+                    let i = occupied.[x]
+                    for y in x .. occupied.Count - 1 do
+                        let j = occupied.[y]
+                        if i + j + 1 < n then
+                            let count =
+                                if i = j then float a.[i] * float (a.[i] - 1) / 2.0
+                                else float a.[i] * float a.[j]
+                            if count > 0.0 then
+                                let next = Array.copy a
+                                next.[i] <- next.[i] - 1
+                                next.[j] <- next.[j] - 1
+                                next.[i + j + 1] <- next.[i + j + 1] + 1
+                                result.Add(weight count next)
                 // the last merge (two lineages into the MRCA) lands on a_n = 1: absorbing
                 result :> seq<_>)
 
