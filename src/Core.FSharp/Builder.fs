@@ -107,45 +107,56 @@ type GraphBuilder(stateLength: int, paramLength: int, discrete: bool, duplicates
         let n = states.Count
         let m = edgeTo.Count
         let p = paramLength
-        // Stable bucket sort of edges by source; callback-built graphs are already grouped.
-        let counts = Array.zeroCreate (n + 1)
-        for e in 0 .. m - 1 do counts.[edgeFrom.[e] + 1] <- counts.[edgeFrom.[e] + 1] + 1
-        for v in 0 .. n - 1 do counts.[v + 1] <- counts.[v + 1] + counts.[v]
-        let offsets = Array.copy counts
-        let fill = Array.copy counts
-        let tgt = Array.zeroCreate m
-        let bas = Array.zeroCreate m
-        let cof = Array.zeroCreate (m * p)
-        for e in 0 .. m - 1 do
-            let slot = fill.[edgeFrom.[e]]
-            fill.[edgeFrom.[e]] <- slot + 1
-            tgt.[slot] <- edgeTo.[e]
-            bas.[slot] <- edgeBase.[e]
-            for k in 0 .. p - 1 do cof.[slot * p + k] <- edgeCoef.[e * p + k]
-        // Duplicate edges: sort each vertex's edges by target (deterministic), then merge or reject.
-        let outTgt = ResizeArray<int>(m)
-        let outBase = ResizeArray<float>(m)
-        let outCoef = ResizeArray<float>(m * p)
+        // Edges grouped by source. Callback-built graphs add them grouped already; otherwise a
+        // stable bucket sort gives the permutation (no copies of the weight arrays).
+        let offsets = Array.zeroCreate (n + 1)
+        for e in 0 .. m - 1 do offsets.[edgeFrom.[e] + 1] <- offsets.[edgeFrom.[e] + 1] + 1
+        for v in 0 .. n - 1 do offsets.[v + 1] <- offsets.[v + 1] + offsets.[v]
+        let mutable grouped = true
+        for e in 1 .. m - 1 do
+            if edgeFrom.[e] < edgeFrom.[e - 1] then grouped <- false
+        let perm =
+            if grouped then null
+            else
+                let fill = Array.copy offsets
+                let perm = Array.zeroCreate m
+                for e in 0 .. m - 1 do
+                    perm.[fill.[edgeFrom.[e]]] <- e
+                    fill.[edgeFrom.[e]] <- fill.[edgeFrom.[e]] + 1
+                perm
+        let edgeAt i = if isNull perm then i else perm.[i]
+        // Each vertex's edges sorted by target (deterministic), duplicates merged or rejected,
+        // written straight into arrays of the final size (trimmed only if duplicates merged).
+        let outTgt = Array.zeroCreate m
+        let outBase = Array.zeroCreate m
+        let outCoef = Array.zeroCreate (m * p)
         let newOffsets = Array.zeroCreate (n + 1)
         let order = ResizeArray<int>()
+        let byTarget = Comparison<int>(fun a b -> if edgeTo.[a] <> edgeTo.[b] then compare edgeTo.[a] edgeTo.[b] else compare a b)
+        let mutable k = 0
         for v in 0 .. n - 1 do
-            newOffsets.[v] <- outTgt.Count
+            newOffsets.[v] <- k
             order.Clear()
-            for e in offsets.[v] .. offsets.[v + 1] - 1 do order.Add e
-            order.Sort(fun a b -> if tgt.[a] <> tgt.[b] then compare tgt.[a] tgt.[b] else compare a b)
+            let mutable sorted = true
+            for i in offsets.[v] .. offsets.[v + 1] - 1 do
+                let e = edgeAt i
+                if order.Count > 0 && edgeTo.[order.[order.Count - 1]] >= edgeTo.[e] then sorted <- false
+                order.Add e
+            if not sorted then order.Sort byTarget
             for e in order do
-                let last = outTgt.Count - 1
-                if last >= newOffsets.[v] && outTgt.[last] = tgt.[e] then
+                if k > newOffsets.[v] && outTgt.[k - 1] = edgeTo.[e] then
                     if duplicates = DuplicateEdgePolicy.Reject then
                         Fail.format "duplicate edge %d -> %d (state [%s] -> [%s]); each pair of vertices may have at most one edge"
-                            v tgt.[e] (String.Join(", ", states.[v])) (String.Join(", ", states.[tgt.[e]]))
-                    outBase.[last] <- outBase.[last] + bas.[e]
-                    for k in 0 .. p - 1 do outCoef.[last * p + k] <- outCoef.[last * p + k] + cof.[e * p + k]
+                            v edgeTo.[e] (String.Join(", ", states.[v])) (String.Join(", ", states.[edgeTo.[e]]))
+                    outBase.[k - 1] <- outBase.[k - 1] + edgeBase.[e]
+                    for j in 0 .. p - 1 do outCoef.[(k - 1) * p + j] <- outCoef.[(k - 1) * p + j] + edgeCoef.[e * p + j]
                 else
-                    outTgt.Add tgt.[e]
-                    outBase.Add bas.[e]
-                    for k in 0 .. p - 1 do outCoef.Add cof.[e * p + k]
-        newOffsets.[n] <- outTgt.Count
-        let g = Graph(discrete, stateLength, p, states.ToArray(), newOffsets, outTgt.ToArray(), outBase.ToArray(), outCoef.ToArray())
+                    outTgt.[k] <- edgeTo.[e]
+                    outBase.[k] <- edgeBase.[e]
+                    for j in 0 .. p - 1 do outCoef.[k * p + j] <- edgeCoef.[e * p + j]
+                    k <- k + 1
+        newOffsets.[n] <- k
+        let trim (a: 'a[]) len = if a.Length = len then a else Array.sub a 0 len
+        let g = Graph(discrete, stateLength, p, states.ToArray(), newOffsets, trim outTgt k, trim outBase k, trim outCoef (k * p))
         Validation.check g
         g
