@@ -24,6 +24,9 @@ let private noise = 2.0 * 2.220446049250313e-16
 /// Tolerance for rows (and α) that overshoot their bound by rounding in the user's input.
 let private sumTolerance = 1e-12
 
+/// Largest dense S that ofGraph builds (2²⁸ entries = 2 GiB).
+let private maxEntries = 1L <<< 28
+
 /// α, S (or T) from a graph and its concrete weights (`g.Weights theta`). Transient phases are the
 /// non-start vertices with at least one out-edge, in vertex order.
 let ofGraph (g: Graph) (weights: float[]) : PhaseTypeMatrix =
@@ -31,6 +34,9 @@ let ofGraph (g: Graph) (weights: float[]) : PhaseTypeMatrix =
     if isNull weights then Fail.withMessage "weights must not be null (use g.Weights theta)"
     if weights.Length <> g.EdgeCount then
         Fail.format "weights has %d entries but the graph has %d edges (use g.Weights theta)" weights.Length g.EdgeCount
+    for e in 0 .. weights.Length - 1 do
+        if not (Double.IsFinite weights.[e]) || weights.[e] < 0.0 then
+            Fail.format "weights[%d] = %g: weights must be finite and ≥ 0 (use g.Weights theta)" e weights.[e]
     let n = g.VertexCount
     let phase = Array.create n -1
     let vertices = ResizeArray<int>()
@@ -39,6 +45,10 @@ let ofGraph (g: Graph) (weights: float[]) : PhaseTypeMatrix =
             phase.[v] <- vertices.Count
             vertices.Add v
     let m = vertices.Count
+    // The dense form is for small models; refuse before allocating m² numbers that cannot fit.
+    if int64 m * int64 m > maxEntries then
+        Fail.format "the graph has %d transient states; its dense matrix form would need %d×%d entries (limit %d): use the graph form for models this large"
+            m m m maxEntries
     let mutable startTotal = 0.0
     for e in g.EdgeStart 0 .. g.EdgeEnd 0 - 1 do
         startTotal <- startTotal + weights.[e]

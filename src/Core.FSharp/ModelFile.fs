@@ -21,6 +21,10 @@ let private supported = sprintf "%s, %s" GraphFormat MatrixFormat
 let private fail fmt =
     Printf.ksprintf (fun (s: string) -> raise (PtdException("model file: " + s))) fmt
 
+/// Re-raises an error of the graph builder or the matrix conversion as a model-file error.
+let private wrap (ex: PtdException) (note: string) : 'a =
+    raise (PtdException("model file: " + ex.Message + note, ex))
+
 // ---------------------------------------------------------------------------------------------
 // Reading JSON values with the path of the value in every error.
 
@@ -213,7 +217,7 @@ let private parseGraph (root: JsonElement) (inputLength: int) : Graph =
     try
         b.Build()
     with :? PtdException as ex ->
-        fail "%s (vertex v is states[v − 1] of the file; vertex 0 is the start vertex)" ex.Message
+        wrap ex " (vertex v is states[v − 1] of the file; vertex 0 is the start vertex)"
 
 // ---------------------------------------------------------------------------------------------
 // ptd-matrix/1
@@ -231,7 +235,7 @@ let private parseMatrix (root: JsonElement) : Graph =
     try
         Matrix.toGraph discrete alpha s
     with :? PtdException as ex ->
-        fail "%s" ex.Message
+        wrap ex ""
 
 // ---------------------------------------------------------------------------------------------
 // Dispatch
@@ -293,7 +297,8 @@ let parse (json: string) : Graph =
                     format family supported
             | _ -> fail "unknown format \"%s\"; supported formats: %s" format supported
     with
-    | :? PtdException -> reraise ()
+    | :? PtdException as ex when ex.Message.StartsWith("model file:", StringComparison.Ordinal) -> reraise ()
+    | :? PtdException as ex -> wrap ex ""
     // Defence in depth: nothing but PtdException leaves this function.
     | :? InvalidOperationException
     | :? KeyNotFoundException
