@@ -252,6 +252,7 @@ let private badFiles =
       fiveStates "\"discrete\": true, \"paramLength\": 1," """{"from": 0, "to": 1, "w": 0.5}, {"from": 0, "to": 2, "w": 0.6}, {"from": 0, "to": 3, "coef": [1]}""",
       "the out-probabilities of states[0] sum to 1.1 > 1"
       // matrix form
+      "matrix: empty", """{"format": "ptd-matrix/1", "alpha": [], "S": []}""", "S has no rows"
       "matrix: missing S", """{"format": "ptd-matrix/1", "alpha": [1]}""", "missing required field \"S\""
       "matrix: unknown field", """{"format": "ptd-matrix/1", "alpha": [1], "S": [[-1]], "T": 1}""", "unknown top-level field \"T\""
       "matrix: entry not a number", """{"format": "ptd-matrix/1", "alpha": [1], "S": [[null]]}""", "S[0][0] must be a number (got null)"
@@ -378,6 +379,28 @@ let tests =
             // the matrix comes back with its defect
             let back = Matrix.ofGraph g w
             Expect.equal back.Alpha [| 0.5; 0.3 |] "alpha (sums to 0.8)"
+
+        testCase "ofGraph normalizes the start weights; start edges to absorbing states are the defect" <| fun () ->
+            let b = GraphBuilder(1, 0, false, DuplicateEdgePolicy.Reject)
+            let x = b.FindOrCreate [| 10 |]
+            let y = b.FindOrCreate [| 20 |]
+            let dead = b.FindOrCreate [| 30 |]
+            b.AddStartEdge(x, 2.0)
+            b.AddStartEdge(y, 4.0)
+            b.AddStartEdge(dead, 2.0)
+            b.AddEdge(x, y, 3.0)
+            b.AddEdge(y, dead, 5.0)
+            let g = b.Build()
+            let m = Matrix.ofGraph g (g.Weights [||])
+            Expect.equal m.Vertices [| 1; 2 |] "the absorbing vertex is not a phase"
+            Expect.equal m.Alpha [| 0.25; 0.5 |] "2/8 and 4/8; the remaining 2/8 is the defect"
+            Expect.equal m.S [| [| -3.0; 3.0 |]; [| 0.0; -5.0 |] |] "S"
+
+        testCase "toGraph: phase i is vertex i + 1 with state [i], then one absorbing state [n]" <| fun () ->
+            let g = Matrix.toGraph false [| 0.5; 0.5 |] [| [| -1.0; 1.0 |]; [| 0.0; -2.0 |] |]
+            Expect.equal [| for v in 1 .. g.VertexCount - 1 -> g.State v |] [| [| 0 |]; [| 1 |]; [| 2 |] |] "states"
+            Expect.isTrue (g.IsAbsorbing 3) "the last vertex is absorbing"
+            Expect.equal g.EdgeCount 4 "two start edges (no defect), 0 -> 1, 1 -> absorbing; no zero-weight edges"
 
         testCase "rows summing to 0 up to rounding give no exit edge" <| fun () ->
             // −0.3 + 0.1 + 0.2 is not exactly 0 in binary; it must not become a spurious exit.
