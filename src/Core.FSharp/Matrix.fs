@@ -17,7 +17,7 @@ type PhaseTypeMatrix =
       Vertices: int[] }
 
 /// Exit weights and defects within this relative distance of 0 are rounding noise of the input
-/// (e.g. a row −0.3, 0.1, 0.2 meant to sum to 0), not a rate: they give no edge. Two machine
+/// (e.g. a row −0.8, 0.1, 0.7 meant to sum to 0), not a rate: they give no edge. Two machine
 /// epsilons, so the diagonal recomputed on the way back is still within 1e-15 of the input.
 let private noise = 2.0 * 2.220446049250313e-16
 

@@ -403,8 +403,9 @@ let tests =
             Expect.equal g.EdgeCount 4 "two start edges (no defect), 0 -> 1, 1 -> absorbing; no zero-weight edges"
 
         testCase "rows summing to 0 up to rounding give no exit edge" <| fun () ->
-            // −0.3 + 0.1 + 0.2 is not exactly 0 in binary; it must not become a spurious exit.
-            let g = Matrix.toGraph false [| 1.0; 0.0; 0.0 |] [| [| -0.3; 0.1; 0.2 |]; [| 0.0; -1.0; 0.0 |]; [| 0.0; 0.0; -1.0 |] |]
+            // 0.8 − (0.1 + 0.7) = 1.1e-16 in binary, not 0: it must not become a spurious exit.
+            Expect.isGreaterThan (0.8 - (0.1 + 0.7)) 0.0 "the binary row sum is not 0"
+            let g = Matrix.toGraph false [| 1.0; 0.0; 0.0 |] [| [| -0.8; 0.1; 0.7 |]; [| 0.0; -1.0; 0.0 |]; [| 0.0; 0.0; -1.0 |] |]
             Expect.equal [| for e in g.EdgeStart 1 .. g.EdgeEnd 1 - 1 -> g.Target e |] [| 2; 3 |] "phase 0 only moves to phases 1, 2"
 
         testCase "a graph without parameters is written with w only" <| fun () ->
