@@ -20,12 +20,14 @@ module Distribution =
 
     /// Exact pdf and cdf of a continuous model at the given times, by uniformization:
     /// Λ = max_v λ_v, P = I + S/Λ, f(t) = Σ_k Pois(k; Λt)·α P^k s and
-    /// F(t) = defect + Σ_k Pois(k; Λt)·(mass absorbed within k steps), which equals
-    /// 1 − Σ_k Pois(k; Λt)·α P^k 1 but keeps full relative accuracy for small F (F(0) = defect).
-    /// All times share ONE sweep of α P^k up to the truncation point of the largest time
-    /// (each time's Poisson window leaves out less than `tolerance` mass), so the cost is set by
-    /// the largest Λt, not by the number of times; each step is O(|V| + |E|) on the graph.
-    /// Output arrays are in the caller's order. The pdf's truncation error is at most
+    /// F(t) = 1 − Σ_k Pois(k; Λt)·α P^k 1 (one minus the transient mass; F(0) = defect).
+    /// Where F is below 1/2 it is computed in the equal form
+    /// defect + Σ_k Pois(k; Λt)·(mass absorbed within k steps), which keeps full relative
+    /// accuracy for small F. The cdf's truncated Poisson weights are renormalized to sum to 1.
+    /// All times share ONE sweep of α P^k up to the truncation point of the largest time (each
+    /// time's Poisson window leaves out less than `tolerance` mass), so the cost is set by the
+    /// largest Λt, not by the number of times; each step is O(|V| + |E|) on the graph. Output
+    /// arrays are in the caller's order. The pdf's truncation error is at most
     /// tolerance × (largest exit rate). Times must be finite and ≥ 0.
     let pdfCdfExact (g: Graph) (weights: float[]) (times: float[]) (tolerance: float) : float[] * float[] =
         DistributionInput.continuous g "pdfCdfExact"
@@ -45,14 +47,16 @@ module Distribution =
             // within k steps; each time is then a Poisson-weighted sum over its own window.
             let density = Array.zeroCreate (last + 1)
             let absorbed = Array.zeroCreate (last + 1)
+            let remaining = Array.zeroCreate (last + 1)
             let mutable p = Array.copy chain.Initial
             let mutable q = Array.zeroCreate chain.Count
             let mutable total = CompensatedSum()
             let invRate = 1.0 / rate
             for k in 0 .. last do
                 absorbed.[k] <- total.Value
-                let term = Chain.step chain p q
+                let struct (term, mass) = Chain.step chain p q
                 density.[k] <- term
+                remaining.[k] <- mass
                 total.Add(term * invRate)
                 let swap = p
                 p <- q
@@ -61,11 +65,24 @@ module Distribution =
                 let w = windows.[i]
                 let mutable f = 0.0
                 let mutable a = 0.0
+                let mutable r = 0.0
+                let mutable mass = 0.0
                 for j in 0 .. w.Weights.Length - 1 do
-                    f <- f + w.Weights.[j] * density.[w.First + j]
-                    a <- a + w.Weights.[j] * absorbed.[w.First + j]
+                    let wj = w.Weights.[j]
+                    f <- f + wj * density.[w.First + j]
+                    a <- a + wj * absorbed.[w.First + j]
+                    r <- r + wj * remaining.[w.First + j]
+                    mass <- mass + wj
+                // The cdf is renormalized by the window's mass (1 − at most tolerance): that turns
+                // its truncation error ε·A into ε·(A_tail − A_window), which vanishes where A
+                // varies slowly (the exponential's cdf becomes exact) and lets F → 1. The pdf is
+                // not: its terms are ≥ 0, so the plain sum is a lower bound within
+                // tolerance × (largest exit rate), and exact where one term dominates.
+                // Both cdf forms are equal up to rounding; each is the accurate one on its side
+                // of 1/2 (small F, small 1 − F), which also keeps the cdf monotone near 1.
                 pdf.[i] <- f
-                cdf.[i] <- min 1.0 (chain.Defect + a)
+                let lower = chain.Defect + a / mass
+                cdf.[i] <- if lower < 0.5 then lower else max 0.0 (1.0 - r / mass)
         pdf, cdf
 
     /// The default Euler granularity of the C library: 2·max(512, max_v λ_v), truncated to an
@@ -112,7 +129,8 @@ module Distribution =
         let mutable total = CompensatedSum()
         total.Add chain.Defect
         for k in 1 .. last do
-            let pmf = Chain.step chain p q / gran
+            let struct (term, _) = Chain.step chain p q
+            let pmf = term / gran
             pdfAt.[k] <- pmf * gran
             total.Add pmf
             cdfAt.[k] <- total.Value
@@ -140,7 +158,7 @@ module Distribution =
         let mutable total = CompensatedSum()
         total.Add chain.Defect
         for k in 1 .. last do
-            let pmf = Chain.step chain p q
+            let struct (pmf, _) = Chain.step chain p q
             pmfAt.[k] <- pmf
             total.Add pmf
             cdfAt.[k] <- min 1.0 total.Value
@@ -162,7 +180,7 @@ module Distribution =
             let mutable p = Array.copy chain.Initial
             let mutable q = Array.zeroCreate chain.Count
             for _ in 1 .. steps do
-                Chain.step chain p q |> ignore
+                Chain.step chain p q |> ignore<struct (float * float)>
                 let swap = p
                 p <- q
                 q <- swap
@@ -174,16 +192,18 @@ module Distribution =
             if rate = 0.0 || t = 0.0 then Array.copy chain.Initial
             else
                 let w = Poisson.window (rate * t) defaultTolerance
+                // Renormalized window (as in pdfCdfExact): the entries then sum to 1.
+                let mass = Array.sum w.Weights
                 let result = Array.zeroCreate chain.Count
                 let mutable p = Array.copy chain.Initial
                 let mutable q = Array.zeroCreate chain.Count
                 let last = w.First + w.Weights.Length - 1
                 for k in 0 .. last do
                     if k >= w.First then
-                        let wk = w.Weights.[k - w.First]
+                        let wk = w.Weights.[k - w.First] / mass
                         for v in 0 .. chain.Count - 1 do result.[v] <- result.[v] + wk * p.[v]
                     if k < last then
-                        Chain.step chain p q |> ignore
+                        Chain.step chain p q |> ignore<struct (float * float)>
                         let swap = p
                         p <- q
                         q <- swap
@@ -205,7 +225,7 @@ module Distribution =
             for k in 0 .. steps - 1 do
                 for v in 0 .. chain.Count - 1 do result.[v] <- result.[v] + p.[v]
                 if k < steps - 1 then
-                    Chain.step chain p q |> ignore
+                    Chain.step chain p q |> ignore<struct (float * float)>
                     let swap = p
                     p <- q
                     q <- swap
@@ -224,11 +244,12 @@ module Distribution =
                 let last = w.First + w.Weights.Length - 1
                 // tail.[k] = P(N > k)/Λ for N ~ Poisson(Λt), summed from the right (accurate
                 // where it is small); below the window it is the whole window's mass.
+                let mass = Array.sum w.Weights
                 let tail = Array.zeroCreate last
                 let mutable s = 0.0
                 for k in last - 1 .. -1 .. 0 do
                     if k + 1 >= w.First then s <- s + w.Weights.[k + 1 - w.First]
-                    tail.[k] <- s / rate
+                    tail.[k] <- s / mass / rate
                 let result = Array.zeroCreate chain.Count
                 let mutable p = Array.copy chain.Initial
                 let mutable q = Array.zeroCreate chain.Count
@@ -236,7 +257,7 @@ module Distribution =
                     let c = tail.[k]
                     for v in 0 .. chain.Count - 1 do result.[v] <- result.[v] + c * p.[v]
                     if k < last - 1 then
-                        Chain.step chain p q |> ignore
+                        Chain.step chain p q |> ignore<struct (float * float)>
                         let swap = p
                         p <- q
                         q <- swap
