@@ -161,6 +161,35 @@ let private throwsWith (fragment: string) (f: unit -> unit) =
 
 // ---------------------------------------------------------------------------------------------
 
+let private poissonTests =
+    testList "poisson" [
+        test "weights against 40-digit values (mpmath: exp(−μ + k ln μ − lgamma(k+1)))" {
+            let cases =
+                [ 0, 0.5, 0.60653065971263342
+                  3, 0.5, 0.012636055410679863
+                  870, 870.0, 0.01352411454431724
+                  900, 870.0, 0.0079735535837539377
+                  10300, 10000.0, 4.5647610380341998e-5
+                  1000000, 1e6, 0.00039894224715624403
+                  1005000, 1e6, 1.5141581028614221e-9
+                  15, 15.3, 0.10213304449237836
+                  40, 36.0, 0.050798818806275718 ]
+            for k, mu, expected in cases do
+                closeRel 1e-14 (Poisson.weight k mu) expected (sprintf "Pois(%d; %g)" k mu)
+        }
+
+        test "windows hold all but tolerance of the mass, around the mean" {
+            for mu in [ 1e-9; 0.3; 1.0; 7.0; 870.0; 1e4; 1e6 ] do
+                let w = Poisson.window mu 1e-12
+                let mass = Array.sum w.Weights
+                Expect.isLessThan (1.0 - mass) 1.01e-12 (sprintf "missing mass μ=%g" mu)
+                Expect.isGreaterThan (1.0 - mass) -1e-13 (sprintf "no excess mass μ=%g" mu)
+                let mean = (w.Weights |> Array.mapi (fun j x -> float (w.First + j) * x) |> Array.sum) / mass
+                closeRel 1e-9 mean mu (sprintf "window mean μ=%g" mu)
+            Expect.equal (Poisson.window 0.0 1e-12).Weights [| 1.0 |] "μ = 0: all mass at k = 0"
+        }
+    ]
+
 let private referenceTests =
     testList "reference" [
         test "coalescent: exact and euler columns at their stated tolerances" {
@@ -507,6 +536,7 @@ let private inputTests =
 [<Tests>]
 let tests =
     testList "distribution" [
+        poissonTests
         referenceTests
         closedFormTests
         shapeTests
