@@ -1,6 +1,12 @@
 using BenchmarkDotNet.Running;
+using Ptd.Bench;
 
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
-
-/// <summary>Benchmark entry point.</summary>
-public partial class Program { }
+// `dotnet run -c Release --project bench/Ptd.Bench -- scale [name]` runs the scale harness (each target
+// in a fresh process: wall time and peak memory); anything else goes to BenchmarkDotNet's switcher
+// (e.g. `-- --filter '*Distribution*'`).
+if (args.Length > 0 && args[0] == "scale")
+    return ScaleHarness.Run(args.Skip(1).ToArray());
+if (args.Length > 0 && args[0] == "scale-child")
+    return ScaleHarness.Child(args[1]);
+BenchmarkSwitcher.FromAssembly(typeof(ScaleHarness).Assembly).Run(args);
+return 0;

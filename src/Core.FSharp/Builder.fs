@@ -88,7 +88,7 @@ type GraphBuilder(stateLength: int, paramLength: int, discrete: bool, duplicates
         if coef.Length <> paramLength then
             Fail.format "edge %d -> %d has %d coefficient(s) but the model has %d parameter(s)" from target coef.Length paramLength
         if not (Double.IsFinite baseWeight) then Fail.format "edge %d -> %d: weight %g is not finite" from target baseWeight
-        if paramLength = 0 && baseWeight < 0.0 then
+        if baseWeight < 0.0 && (isNull coef || Array.forall (fun c -> c = 0.0) coef) then
             Fail.format "edge %d -> %d has negative weight %g; weights are rates (or probabilities) and must be ≥ 0" from target baseWeight
         for c in coef do
             if not (Double.IsFinite c) then Fail.format "edge %d -> %d: coefficient %g is not finite" from target c

@@ -1,1 +1,58 @@
+/// Runs the real `ptd` executable (built by the solution) as a child process.
 module Ptd.Host.Tests.Cli
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.Json
+
+let repoRoot =
+    let rec up (d: DirectoryInfo) =
+        if isNull d then failwith "repository root (with PtdPipeline.sln) not found above the test binary"
+        elif File.Exists(Path.Combine(d.FullName, "PtdPipeline.sln")) then d.FullName
+        else up d.Parent
+    up (DirectoryInfo AppContext.BaseDirectory)
+
+/// The ptd.dll of the most recent build (Debug or Release).
+let ptdDll =
+    [ "Debug"; "Release" ]
+    |> List.map (fun c -> Path.Combine(repoRoot, "src", "Host.CSharp", "Ptd.Cli", "bin", c, "net10.0", "ptd.dll"))
+    |> List.filter File.Exists
+    |> List.sortByDescending File.GetLastWriteTimeUtc
+    |> List.tryHead
+    |> Option.defaultWith (fun () -> failwith "ptd.dll not found: build the solution first (dotnet fsi build.fsx build)")
+
+type Result = { Code: int; Out: string; Err: string }
+
+/// Runs `ptd args` with an optional working directory and extra environment.
+let runIn (cwd: string) (env: (string * string) list) (args: string list) =
+    let psi = ProcessStartInfo("dotnet", ptdDll :: args)
+    psi.RedirectStandardOutput <- true
+    psi.RedirectStandardError <- true
+    psi.UseShellExecute <- false
+    psi.WorkingDirectory <- cwd
+    for k, v in env do psi.Environment.[k] <- v
+    use p = Process.Start psi
+    let out = p.StandardOutput.ReadToEndAsync()
+    let err = p.StandardError.ReadToEndAsync()
+    if not (p.WaitForExit 120_000) then
+        p.Kill true
+        failwithf "ptd %s did not finish within 120 s" (String.Join(" ", args))
+    { Code = p.ExitCode; Out = out.Result; Err = err.Result }
+
+let run (args: string list) = runIn repoRoot [] args
+
+/// A fresh temporary directory for one test.
+let tempDir () =
+    let d = Path.Combine(Path.GetTempPath(), "ptd-tests", Guid.NewGuid().ToString("N"))
+    Directory.CreateDirectory d |> ignore
+    d
+
+let json (text: string) = JsonDocument.Parse(text).RootElement
+
+let numbers (e: JsonElement) = e.EnumerateArray() |> Seq.map (fun x -> x.GetDouble()) |> Array.ofSeq
+
+let reference name =
+    JsonDocument.Parse(File.ReadAllText(Path.Combine(repoRoot, "tests", "data", "reference", name))).RootElement
+
+let relErr (a: float) (b: float) = if b = 0.0 then abs a else abs (a - b) / abs b

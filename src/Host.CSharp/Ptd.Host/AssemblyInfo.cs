@@ -1,1 +1,0 @@
-// Ptd.Host: the C# host (SVGD, caches, plugin loading). See README.md.
