@@ -75,6 +75,20 @@ let tests =
             let m = run [ "moments"; file; "--theta"; "2"; "--json" ] |> ok |> fun r -> json r.Out
             close 1e-12 (m.GetProperty("mean").GetDouble()) (2.0 * (1.0 - 1.0 / 5.0) / 2.0) "E at θ = 2"
         }
+        test "model --matrix exports (α, S) at θ that reads back with the same moments" {
+            let dir = tempDir ()
+            let file = Path.Combine(dir, "erlang-matrix.json")
+            run [ "model"; "erlang"; "--k"; "3"; "--matrix"; "--theta"; "2"; "-o"; file ] |> ok |> ignore
+            Expect.stringContains (File.ReadAllText file) "ptd-matrix/1" "matrix format"
+            let m = run [ "moments"; file; "--json" ] |> ok |> fun r -> json r.Out
+            close 1e-14 (m.GetProperty("mean").GetDouble()) 1.5 "Erlang(3, 2) mean"
+            close 1e-14 (m.GetProperty("variance").GetDouble()) 0.75 "Erlang(3, 2) variance"
+            run [ "model"; "erlang"; "--k"; "3"; "--theta"; "2" ] |> badInput [ "--theta applies to --matrix only" ]
+        }
+        test "sample --json" {
+            let j = run [ "sample"; "exponential:rate=2"; "-n"; "10"; "--json" ] |> ok |> fun r -> json r.Out
+            Expect.equal (j.GetProperty("samples").GetArrayLength()) 10 "10 samples"
+        }
         test "info on a cyclic model" {
             let info = run [ "info"; "rabbits:R=3"; "--json" ] |> ok |> fun r -> json r.Out
             Expect.isFalse (info.GetProperty("acyclic").GetBoolean()) "cyclic"

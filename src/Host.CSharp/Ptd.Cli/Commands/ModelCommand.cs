@@ -16,16 +16,17 @@ public sealed class ModelCommand : ICommand
 
     /// <inheritdoc />
     public string Usage =>
-        "ptd model NAME [--n N] [--R R] [--k K] [--rate X] [--fl X] [--fr X] [-o FILE]\n" +
+        "ptd model NAME [--n N] [--R R] [--k K] [--rate X] [--fl X] [--fr X] [-o FILE] [--matrix [--theta ...]]\n" +
         "ptd model SPEC [-o FILE]        (SPEC like coalescent:n=10)\n" +
         "ptd model --list\n\n" +
-        "Writes the model to FILE (or stdout). Omitting a rate makes it a parameter θ.\n\nBuilt-in models:\n" +
+        "Writes the model to FILE (or stdout). Omitting a rate makes it a parameter θ.\n" +
+        "--matrix writes the matrix form (ptd-matrix/1: α and S, or T for a discrete model) at θ instead.\n\nBuilt-in models:\n" +
         ModelSpec.help();
 
     /// <inheritdoc />
     public int Run(IReadOnlyList<string> argv, TextWriter stdout, TextWriter stderr)
     {
-        var args = Args.Parse(Name, argv, Keys.Select(k => "--" + k).Append("--output"), ["--list"],
+        var args = Args.Parse(Name, argv, Keys.Select(k => "--" + k).Append("--output").Append("--theta"), ["--list", "--matrix"],
             new Dictionary<string, string> { ["-o"] = "--output", ["-n"] = "--n" });
         if (args.Has("--list"))
         {
@@ -41,13 +42,19 @@ public sealed class ModelCommand : ICommand
             throw new UsageException($"unknown model '{name}'. Built-in models: {string.Join(", ", ModelSpec.names)}");
         var graph = ModelSpec.build(spec);
         var output = args.Get("--output");
+        string? matrixJson = null;
+        if (args.Has("--matrix"))
+            matrixJson = ModelFile.toMatrixJson(graph, graph.Weights(Theta.For(graph, args)));
+        else if (args.Has("--theta"))
+            throw new UsageException("--theta applies to --matrix only (a model file keeps its parameters symbolic)");
         if (output is null)
         {
-            stdout.WriteLine(ModelFile.toJson(graph));
+            stdout.WriteLine(matrixJson ?? ModelFile.toJson(graph));
         }
         else
         {
-            ModelSource.Save(graph, output);
+            if (matrixJson is null) ModelSource.Save(graph, output);
+            else ModelSource.SaveText(matrixJson, output);
             stderr.WriteLine($"wrote {output}: {graph.VertexCount} vertices, {graph.EdgeCount} edges, {graph.ParamLength} parameter(s)");
         }
         return 0;

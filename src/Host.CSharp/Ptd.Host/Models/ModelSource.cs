@@ -47,6 +47,13 @@ public static class ModelSource
     public static void Save(Graph graph, string path)
     {
         ArgumentNullException.ThrowIfNull(graph);
+        SaveText(ModelFile.toJson(graph), path);
+    }
+
+    /// <summary>Writes text to a file atomically (temp file in the same directory, then rename).</summary>
+    public static void SaveText(string text, string path)
+    {
+        ArgumentNullException.ThrowIfNull(text);
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full) ?? ".";
         if (!Directory.Exists(dir))
@@ -54,7 +61,7 @@ public static class ModelSource
         var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
         try
         {
-            File.WriteAllText(temp, ModelFile.toJson(graph));
+            File.WriteAllText(temp, text);
             File.Move(temp, full, overwrite: true);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)

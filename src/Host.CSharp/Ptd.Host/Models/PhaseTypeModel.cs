@@ -26,6 +26,9 @@ public sealed class PhaseTypeModel
     public static PhaseTypeModel FromMatrix(bool discrete, double[] alpha, double[][] s) =>
         new(Matrix.toGraph(discrete, alpha, s));
 
+    /// <summary>The matrix representation (α, S) at θ (for a discrete model S is the sub-transition matrix T).</summary>
+    public Matrix.PhaseTypeMatrix ToMatrix(double[]? theta) => Matrix.ofGraph(Graph, Graph.Weights(theta ?? []));
+
     /// <summary>Structural facts (vertices, edges, cycles, parameters).</summary>
     public ModelInfo Info()
     {
