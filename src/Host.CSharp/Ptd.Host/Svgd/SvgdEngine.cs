@@ -65,6 +65,7 @@ public static class SvgdEngine
         int historyEvery = options.HistoryInterval;
         int progressEvery = options.ProgressInterval > 0 ? options.ProgressInterval : Math.Max(1, iterations / 100);
         double[] initialSd = PerParameterSd(phi, n, d);
+        bool[] initialDegenerate = Enumerable.Range(0, d).Select(k => Degenerate(phi, n, d, k)).ToArray();
         spreads[0] = Spread(phi, n, d);
 
         for (int t = 0; t < iterations; t++)
@@ -106,9 +107,9 @@ public static class SvgdEngine
         for (int k = 0; k < d; k++)
         {
             string name = options.NameOf(k);
-            if (initialSd[k] == 0)
+            if (initialDegenerate[k])
                 warnings.Add($"All initial particles share one value of '{name}'; the kernel cannot spread them in that direction unless the gradient does.");
-            if (finalSd[k] == 0 || (initialSd[k] > 0 && finalSd[k] <= options.CollapseThreshold * initialSd[k]))
+            if (Degenerate(phi, n, d, k) || (!initialDegenerate[k] && finalSd[k] <= options.CollapseThreshold * initialSd[k]))
             {
                 collapsed = true;
                 warnings.Add(FormattableString.Invariant(
@@ -248,6 +249,21 @@ public static class SvgdEngine
         var sd = new double[d];
         for (int k = 0; k < d; k++) sd[k] = Sd(Column(x, n, d, k));
         return sd;
+    }
+
+    /// <summary>
+    /// Whether all particles share one value of parameter k up to rounding (the sd of identical
+    /// values is not exactly 0 once the mean is rounded, so compare the range instead).
+    /// </summary>
+    private static bool Degenerate(double[] x, int n, int d, int k)
+    {
+        double lo = double.PositiveInfinity, hi = double.NegativeInfinity;
+        for (int p = 0; p < n; p++)
+        {
+            lo = Math.Min(lo, x[p * d + k]);
+            hi = Math.Max(hi, x[p * d + k]);
+        }
+        return hi - lo <= 1e-12 * Math.Max(Math.Abs(lo), Math.Abs(hi));
     }
 
     private static double[] Column(double[] x, int n, int d, int k)
