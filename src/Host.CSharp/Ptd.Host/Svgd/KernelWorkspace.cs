@@ -84,21 +84,21 @@ internal sealed class KernelWorkspace
         {
             case BandwidthRule.Median:
             {
-                // The full matrix holds n zeros and each pair twice; its sorted index t maps to 0 for
-                // t < n and to the ((t − n)/2)-th smallest pair otherwise.
                 long total = (long)n * n;
-                double med = total % 2 == 1
-                    ? FullOrderStatistic((int)(total / 2), m)
-                    : 0.5 * (FullOrderStatistic((int)(total / 2 - 1), m) + FullOrderStatistic((int)(total / 2), m));
+                int upper = (int)(total / 2);
+                double hi = FullOrderStatistic(upper, m);
+                // For even n² the median averages sorted entries upper − 1 and upper. After the
+                // select, entry upper − 1 is 0 (a diagonal zero) or the largest pair left of the
+                // selected one — a scan, not a second select.
+                double med = total % 2 == 1 ? hi : 0.5 * (FullOrderStatisticBelow(upper, m) + hi);
                 h2 = 0.5 * med / logTerm;
                 break;
             }
             case BandwidthRule.PhasicMedian:
             {
                 for (int p = 0; p < m; p++) _pairs[p] = Math.Sqrt(_pairs[p]);
-                double med = m % 2 == 1
-                    ? Select(_pairs.AsSpan(0, m), m / 2)
-                    : 0.5 * (Select(_pairs.AsSpan(0, m), m / 2 - 1) + Select(_pairs.AsSpan(0, m), m / 2));
+                double upperValue = Select(_pairs.AsSpan(0, m), m / 2);
+                double med = m % 2 == 1 ? upperValue : 0.5 * (MaxBefore(m / 2) + upperValue);
                 double h = med / logTerm;
                 h2 = h * h;
                 break;
@@ -117,7 +117,28 @@ internal sealed class KernelWorkspace
         return mean > 0 && double.IsFinite(mean) ? 0.5 * mean / logTerm : 1.0;
     }
 
+    // The full matrix holds n zeros and each pair value twice: sorted entry t is 0 for t < n and
+    // the ((t − n)/2)-th smallest pair otherwise.
     private double FullOrderStatistic(int t, int m) => t < _n ? 0.0 : Select(_pairs.AsSpan(0, m), (t - _n) / 2);
+
+    /// <summary>Sorted entry t − 1 of the full matrix, right after <see cref="FullOrderStatistic"/>(t).</summary>
+    private double FullOrderStatisticBelow(int t, int m)
+    {
+        int s = t - 1;
+        if (s < _n) return 0.0;
+        int pairIndex = (s - _n) / 2, selected = (t - _n) / 2;
+        // Either the same pair (its two copies are adjacent) or the pair just below the selected one,
+        // which after the select is the largest value to its left.
+        return pairIndex == selected ? _pairs[selected] : MaxBefore(selected);
+    }
+
+    /// <summary>The largest of _pairs[0 .. k − 1]; after Select(k) these are the k smallest values.</summary>
+    private double MaxBefore(int k)
+    {
+        double max = double.NegativeInfinity;
+        for (int i = 0; i < k; i++) max = Math.Max(max, _pairs[i]);
+        return max;
+    }
 
     /// <summary>The k-th smallest value (0-based) by quickselect; reorders <paramref name="a"/>.</summary>
     internal static double Select(Span<double> a, int k)
