@@ -35,19 +35,34 @@ internal sealed class KernelWorkspace
     public ReadOnlySpan<double> Kernel => _k;
 
     /// <summary>Copies particles (row-major n×d) to the column layout and fills the n×n squared distances.</summary>
-    public void LoadParticles(ReadOnlySpan<double> x)
+    public void LoadParticles(ReadOnlySpan<double> x, int maxDegreeOfParallelism = 1)
     {
         int n = _n, d = _d;
         for (int i = 0; i < n; i++)
             for (int k = 0; k < d; k++)
                 _xc[k * n + i] = x[i * d + k];
-        for (int i = 0; i < n; i++)
-        {
-            Span<double> row = _dist.AsSpan(i * n, n);
-            row.Clear();
-            for (int k = 0; k < d; k++)
-                AddSquaredDifferences(_xc.AsSpan(k * n, n), _xc[k * n + i], row);
-        }
+        ForEachRow(maxDegreeOfParallelism, DistanceRow);
+    }
+
+    private void DistanceRow(int i)
+    {
+        int n = _n;
+        Span<double> row = _dist.AsSpan(i * n, n);
+        row.Clear();
+        for (int k = 0; k < _d; k++)
+            AddSquaredDifferences(_xc.AsSpan(k * n, n), _xc[k * n + i], row);
+    }
+
+    /// <summary>
+    /// Runs a row body for every row, on several threads when n is large. Each row writes only its
+    /// own cells and sums in a fixed order, so the result does not depend on the thread count.
+    /// </summary>
+    private void ForEachRow(int maxDegreeOfParallelism, Action<int> body)
+    {
+        if (_n >= ParallelThreshold && maxDegreeOfParallelism != 1)
+            Parallel.For(0, _n, new ParallelOptions { MaxDegreeOfParallelism = maxDegreeOfParallelism }, body);
+        else
+            for (int i = 0; i < _n; i++) body(i);
     }
 
     private static void AddSquaredDifferences(ReadOnlySpan<double> xs, double xi, Span<double> acc)
@@ -170,10 +185,16 @@ internal sealed class KernelWorkspace
     }
 
     /// <summary>K = exp(−D / (2h²)) from the loaded distances.</summary>
-    public void BuildKernel(double h2)
+    public void BuildKernel(double h2, int maxDegreeOfParallelism = 1)
     {
         double c = -0.5 / h2;
-        Span<double> dist = _dist, k = _k;
+        ForEachRow(maxDegreeOfParallelism, i => ExpRow(i, c));
+    }
+
+    private void ExpRow(int i, double c)
+    {
+        ReadOnlySpan<double> dist = _dist.AsSpan(i * _n, _n);
+        Span<double> k = _k.AsSpan(i * _n, _n);
         int j = 0;
         if (Vector.IsHardwareAccelerated)
         {
@@ -197,22 +218,14 @@ internal sealed class KernelWorkspace
         int maxDegreeOfParallelism = -1)
     {
         int n = _n, d = _d;
-        LoadParticles(x);
+        LoadParticles(x, maxDegreeOfParallelism);
         for (int i = 0; i < n; i++)
             for (int k = 0; k < d; k++)
                 _gc[k * n + i] = gradients[i * d + k];
         double h2 = BandwidthSquared(rule, fixedBandwidth);
-        BuildKernel(h2);
+        BuildKernel(h2, maxDegreeOfParallelism);
         double invH2 = 1.0 / h2, invN = 1.0 / n;
-        if (n >= ParallelThreshold && maxDegreeOfParallelism != 1)
-        {
-            var po = new ParallelOptions { MaxDegreeOfParallelism = maxDegreeOfParallelism };
-            Parallel.For(0, n, po, i => Row(i, invH2, invN));
-        }
-        else
-        {
-            for (int i = 0; i < n; i++) Row(i, invH2, invN);
-        }
+        ForEachRow(maxDegreeOfParallelism, i => Row(i, invH2, invN));
         _out.AsSpan().CopyTo(direction);
         return h2;
     }
