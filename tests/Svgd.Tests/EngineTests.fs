@@ -149,7 +149,8 @@ let tests =
 
             test "same seed → bit-identical result; another seed differs; parallel kernel = sequential" {
                 let options =
-                    SvgdOptions(ParticleCount = 200, Iterations = 40, Priors = [| ParameterPrior(Prior.Gamma(2.0, 1.0)); ParameterPrior(Prior.LogNormal(0.0, 0.5)) |], Seed = 3, HistoryInterval = 10)
+                    SvgdOptions(ParticleCount = 520, Iterations = 20, Priors = [| ParameterPrior(Prior.Gamma(2.0, 1.0)); ParameterPrior(Prior.LogNormal(0.0, 0.5)) |], Seed = 3, HistoryInterval = 10)
+                // 520 ≥ the 512-particle threshold: the kernel rows run on several threads.
                 let target = CoupledTarget 2
                 let a = run target options
                 let b = run target options

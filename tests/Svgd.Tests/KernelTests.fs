@@ -64,7 +64,7 @@ let tests =
             }
 
             testList "direction equals the naive double sum (random particles, vectorized and tail paths)" [
-                for n, d in [ (2, 1); (3, 2); (7, 3); (16, 1); (33, 4); (200, 2) ] ->
+                for n, d in [ (2, 1); (3, 2); (7, 3); (16, 1); (33, 4); (200, 2); (520, 2) ] ->
                     test $"n = {n}, d = {d}" {
                         let r = Random(n * 31 + d)
                         let x = Array.init (n * d) (fun _ -> r.NextDouble() * 4.0 - 2.0)
