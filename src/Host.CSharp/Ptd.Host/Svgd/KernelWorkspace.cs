@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
 
 namespace Ptd.Host.Svgd;
 
@@ -8,8 +9,10 @@ namespace Ptd.Host.Svgd;
 /// </summary>
 /// <remarks>
 /// Particles are copied to a column layout (d×n) so that the inner loops over j run over contiguous
-/// memory with <see cref="Vector{T}"/>. Rows i are independent, so large n runs them in parallel
-/// without changing any sum's order: results are identical with or without parallelism.
+/// memory with <see cref="Vector{T}"/>. Distances and exponentials are computed once per pair, on the
+/// upper triangle packed row by row (which is also the median's input), then mirrored into the full
+/// K. Rows i are independent, so large n runs them in parallel without changing any sum's order:
+/// results are identical with or without parallelism.
 /// </remarks>
 internal sealed class KernelWorkspace
 {
@@ -18,25 +21,35 @@ internal sealed class KernelWorkspace
     // from n = 512 (262,144 kernel entries, milliseconds per update) the hand-off is negligible.
     internal const int ParallelThreshold = 512;
 
-    private readonly int _n, _d;
-    private readonly double[] _xc, _gc, _dist, _k, _pairs, _out;
+    private readonly int _n, _d, _m;
+    private readonly double[] _xc, _gc, _packed, _pairs, _k, _out;
 
     public KernelWorkspace(int particles, int dimension)
     {
         _n = particles;
         _d = dimension;
+        _m = particles * (particles - 1) / 2;
         _xc = new double[dimension * particles];
         _gc = new double[dimension * particles];
-        _dist = new double[particles * particles];
+        _packed = new double[_m];
+        _pairs = new double[_m];
         _k = new double[particles * particles];
-        _pairs = new double[particles * (particles - 1) / 2];
         _out = new double[particles * dimension];
     }
 
-    /// <summary>The kernel matrix of the last <see cref="Direction"/> call (n×n, row-major).</summary>
+    /// <summary>The kernel matrix of the last <see cref="BuildKernel"/> call (n×n, row-major).</summary>
     public ReadOnlySpan<double> Kernel => _k;
 
-    /// <summary>Copies particles (row-major n×d) to the column layout and fills the n×n squared distances.</summary>
+    /// <summary>Where row i's pairs (i, i+1 … n−1) start in the packed upper triangle.</summary>
+    private int Offset(int i) => i * _n - i * (i + 1) / 2;
+
+    private static Vector<double> Load(ReadOnlySpan<double> s, int j) =>
+        Vector.LoadUnsafe(ref MemoryMarshal.GetReference(s), (nuint)j);
+
+    private static void Store(Vector<double> v, Span<double> s, int j) =>
+        v.StoreUnsafe(ref MemoryMarshal.GetReference(s), (nuint)j);
+
+    /// <summary>Copies particles (row-major n×d) to the column layout and computes the squared pair distances.</summary>
     public void LoadParticles(ReadOnlySpan<double> x, int maxDegreeOfParallelism = 1)
     {
         int n = _n, d = _d;
@@ -48,11 +61,29 @@ internal sealed class KernelWorkspace
 
     private void DistanceRow(int i)
     {
-        int n = _n;
-        Span<double> row = _dist.AsSpan(i * n, n);
-        row.Clear();
+        int n = _n, len = n - 1 - i;
+        Span<double> seg = _packed.AsSpan(Offset(i), len);
+        seg.Clear();
         for (int k = 0; k < _d; k++)
-            AddSquaredDifferences(_xc.AsSpan(k * n, n), _xc[k * n + i], row);
+        {
+            ReadOnlySpan<double> xs = _xc.AsSpan(k * n + i + 1, len);
+            double xi = _xc[k * n + i];
+            int j = 0;
+            if (Vector.IsHardwareAccelerated)
+            {
+                var vi = new Vector<double>(xi);
+                for (; j <= len - Vector<double>.Count; j += Vector<double>.Count)
+                {
+                    var diff = Load(xs, j) - vi;
+                    Store(Load(seg, j) + diff * diff, seg, j);
+                }
+            }
+            for (; j < len; j++)
+            {
+                double diff = xs[j] - xi;
+                seg[j] += diff * diff;
+            }
+        }
     }
 
     /// <summary>
@@ -67,35 +98,13 @@ internal sealed class KernelWorkspace
             for (int i = 0; i < _n; i++) body(i);
     }
 
-    private static void AddSquaredDifferences(ReadOnlySpan<double> xs, double xi, Span<double> acc)
-    {
-        int j = 0;
-        if (Vector.IsHardwareAccelerated)
-        {
-            var vi = new Vector<double>(xi);
-            for (; j <= xs.Length - Vector<double>.Count; j += Vector<double>.Count)
-            {
-                var diff = new Vector<double>(xs[j..]) - vi;
-                (new Vector<double>(acc[j..]) + diff * diff).CopyTo(acc[j..]);
-            }
-        }
-        for (; j < xs.Length; j++)
-        {
-            double diff = xs[j] - xi;
-            acc[j] += diff * diff;
-        }
-    }
-
     /// <summary>h² for the loaded particles.</summary>
     public double BandwidthSquared(BandwidthRule rule, double fixedBandwidth)
     {
         if (rule == BandwidthRule.Fixed) return fixedBandwidth * fixedBandwidth;
-        int n = _n;
+        int n = _n, m = _m;
         double logTerm = Math.Log(n + 1.0);
-        int m = 0;
-        for (int i = 0; i < n; i++)
-            for (int j = i + 1; j < n; j++)
-                _pairs[m++] = _dist[i * n + j];
+        _packed.AsSpan().CopyTo(_pairs); // the select reorders its input
         double h2;
         switch (rule)
         {
@@ -103,11 +112,11 @@ internal sealed class KernelWorkspace
             {
                 long total = (long)n * n;
                 int upper = (int)(total / 2);
-                double hi = FullOrderStatistic(upper, m);
+                double hi = FullOrderStatistic(upper);
                 // For even n² the median averages sorted entries upper − 1 and upper. After the
                 // select, entry upper − 1 is 0 (a diagonal zero) or the largest pair left of the
                 // selected one — a scan, not a second select.
-                double med = total % 2 == 1 ? hi : 0.5 * (FullOrderStatisticBelow(upper, m) + hi);
+                double med = total % 2 == 1 ? hi : 0.5 * (FullOrderStatisticBelow(upper) + hi);
                 h2 = 0.5 * med / logTerm;
                 break;
             }
@@ -127,19 +136,17 @@ internal sealed class KernelWorkspace
         // Guard h > 0: when most particles coincide the median is 0. Fall back to the mean squared
         // distance (same scaling), and to 1 when every particle is identical.
         double sum = 0;
-        for (int i = 0; i < n; i++)
-            for (int j = i + 1; j < n; j++)
-                sum += _dist[i * n + j];
+        foreach (double v in _packed) sum += v;
         double mean = sum / Math.Max(1, m);
         return mean > 0 && double.IsFinite(mean) ? 0.5 * mean / logTerm : 1.0;
     }
 
     // The full matrix holds n zeros and each pair value twice: sorted entry t is 0 for t < n and
     // the ((t − n)/2)-th smallest pair otherwise.
-    private double FullOrderStatistic(int t, int m) => t < _n ? 0.0 : Select(_pairs.AsSpan(0, m), (t - _n) / 2);
+    private double FullOrderStatistic(int t) => t < _n ? 0.0 : Select(_pairs.AsSpan(0, _m), (t - _n) / 2);
 
     /// <summary>Sorted entry t − 1 of the full matrix, right after <see cref="FullOrderStatistic"/>(t).</summary>
-    private double FullOrderStatisticBelow(int t, int m)
+    private double FullOrderStatisticBelow(int t)
     {
         int s = t - 1;
         if (s < _n) return 0.0;
@@ -186,25 +193,35 @@ internal sealed class KernelWorkspace
         return a[k];
     }
 
-    /// <summary>K = exp(−D / (2h²)) from the loaded distances.</summary>
+    /// <summary>K = exp(−D / (2h²)) from the loaded distances: one exp per pair, then mirrored.</summary>
     public void BuildKernel(double h2, int maxDegreeOfParallelism = 1)
     {
         double c = -0.5 / h2;
         ForEachRow(maxDegreeOfParallelism, i => ExpRow(i, c));
+        // Row i's lower part reads other rows' upper parts: only after every row is done.
+        ForEachRow(maxDegreeOfParallelism, MirrorRow);
     }
 
     private void ExpRow(int i, double c)
     {
-        ReadOnlySpan<double> dist = _dist.AsSpan(i * _n, _n);
-        Span<double> k = _k.AsSpan(i * _n, _n);
+        int n = _n, len = n - 1 - i;
+        _k[i * n + i] = 1.0;
+        ReadOnlySpan<double> dist = _packed.AsSpan(Offset(i), len);
+        Span<double> k = _k.AsSpan(i * n + i + 1, len);
         int j = 0;
         if (Vector.IsHardwareAccelerated)
         {
             var vc = new Vector<double>(c);
-            for (; j <= dist.Length - Vector<double>.Count; j += Vector<double>.Count)
-                Vector.Exp(new Vector<double>(dist[j..]) * vc).CopyTo(k[j..]);
+            for (; j <= len - Vector<double>.Count; j += Vector<double>.Count)
+                Store(Vector.Exp(Load(dist, j) * vc), k, j);
         }
-        for (; j < dist.Length; j++) k[j] = Math.Exp(dist[j] * c);
+        for (; j < len; j++) k[j] = Math.Exp(dist[j] * c);
+    }
+
+    private void MirrorRow(int i)
+    {
+        int n = _n;
+        for (int j = 0; j < i; j++) _k[i * n + j] = _k[j * n + i];
     }
 
     /// <summary>
@@ -249,9 +266,9 @@ internal sealed class KernelWorkspace
                 Vector<double> ag = Vector<double>.Zero, ad = Vector<double>.Zero;
                 for (; j <= n - Vector<double>.Count; j += Vector<double>.Count)
                 {
-                    var kv = new Vector<double>(krow[j..]);
-                    ag += kv * new Vector<double>(gs[j..]);
-                    ad += kv * (vxi - new Vector<double>(xs[j..]));
+                    var kv = Load(krow, j);
+                    ag += kv * Load(gs, j);
+                    ad += kv * (vxi - Load(xs, j));
                 }
                 kg = Vector.Sum(ag);
                 kd = Vector.Sum(ad);
