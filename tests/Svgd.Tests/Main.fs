@@ -1,0 +1,4 @@
+module Ptd.Svgd.Tests.Main
+
+[<EntryPoint>]
+let main argv = Ptd.Tests.TestMain.run argv
