@@ -1,0 +1,324 @@
+namespace Ptd.Core
+
+open System
+open System.Collections.Generic
+
+/// The operations of a trace program (algorithms.md §6). Op i reads only ops j < i (SSA).
+/// The byte values are part of the binary trace format: never renumber, only append.
+type OpKind =
+    /// A constant (payload: index into `Constants`).
+    | Const = 0uy
+    /// θ_k (payload: k).
+    | Param = 1uy
+    /// b + Σ_k c_k θ_k, summed left to right starting from b — exactly the order of
+    /// `Graph.Weights`, so recorded edge weights are bit-identical to the concrete ones.
+    /// (payload: row index into `DotRows`, each row = b, c_0 .. c_{P-1}).
+    | Dot = 2uy
+    | Add = 3uy
+    | Sub = 4uy
+    | Mul = 5uy
+    | Div = 6uy
+    /// 1 / a.
+    | Inv = 7uy
+    /// Σ of an operand list, left to right starting from 0.0 (payload: start and count in `Operands`).
+    | Sum = 8uy
+    /// 1 − a.
+    | OneMinus = 9uy
+    /// −a.
+    | Neg = 10uy
+    /// Natural logarithm.
+    | Log = 11uy
+    | Exp = 12uy
+
+module OpKind =
+    /// Number of op kinds (the valid byte values are 0 .. count − 1).
+    [<Literal>]
+    let Count = 13
+
+    let name (k: OpKind) =
+        match k with
+        | OpKind.Const -> "const"
+        | OpKind.Param -> "param"
+        | OpKind.Dot -> "dot"
+        | OpKind.Add -> "add"
+        | OpKind.Sub -> "sub"
+        | OpKind.Mul -> "mul"
+        | OpKind.Div -> "div"
+        | OpKind.Inv -> "inv"
+        | OpKind.Sum -> "sum"
+        | OpKind.OneMinus -> "one_minus"
+        | OpKind.Neg -> "neg"
+        | OpKind.Log -> "log"
+        | OpKind.Exp -> "exp"
+        | _ -> sprintf "op%d" (int k)
+
+    let all: OpKind[] = [| for i in 0 .. Count - 1 -> LanguagePrimitives.EnumOfValue(byte i) |]
+
+    let tryParse (s: string) = all |> Array.tryFind (fun k -> name k = s)
+
+    /// Ops with two operand ops (A, B).
+    let isBinary (k: OpKind) =
+        k = OpKind.Add || k = OpKind.Sub || k = OpKind.Mul || k = OpKind.Div
+
+    /// Ops with one operand op (A).
+    let isUnary (k: OpKind) =
+        k = OpKind.Inv || k = OpKind.OneMinus || k = OpKind.Neg || k = OpKind.Log || k = OpKind.Exp
+
+/// The scalar semantics of every op. The reference interpreter, constant folding and the fast
+/// evaluators all use exactly these IEEE operations in this order, which is why they agree bit for bit.
+module OpMath =
+    let inline unary (k: OpKind) (x: float) =
+        match k with
+        | OpKind.Inv -> 1.0 / x
+        | OpKind.OneMinus -> 1.0 - x
+        | OpKind.Neg -> -x
+        | OpKind.Log -> Math.Log x
+        | OpKind.Exp -> Math.Exp x
+        | _ -> Fail.format "internal error: %A is not a unary op" k
+
+    let inline binary (k: OpKind) (x: float) (y: float) =
+        match k with
+        | OpKind.Add -> x + y
+        | OpKind.Sub -> x - y
+        | OpKind.Mul -> x * y
+        | OpKind.Div -> x / y
+        | _ -> Fail.format "internal error: %A is not a binary op" k
+
+/// A straight-line program over θ in struct-of-arrays form. Payloads: Const → A = constant index;
+/// Param → A = k; Dot → A = row; Sum → A = first operand, B = operand count; unary → A; binary → A, B.
+/// Values are immutable once built (the arrays are never written after construction).
+type OpProgram =
+    internal
+        { ParamCount: int
+          Kinds: OpKind[]
+          A: int[]
+          B: int[]
+          Constants: float[]
+          /// Rows of ParamCount + 1 numbers: b, c_0 .. c_{P-1}.
+          DotRows: float[]
+          Operands: int[] }
+
+    member p.OpCount = p.Kinds.Length
+    member p.Parameters = p.ParamCount
+    member p.Kind(i: int) = p.Kinds.[i]
+
+/// An elimination trace: the op program plus its designated outputs — (a) the reward-command list
+/// `x[From] += value(Mult) · x[To]` (From = To: scale) in phase A/B/C order, and (b) the ORIGINAL
+/// chain's per-edge weights (CSR order of `Graph`) and per-vertex total out-rates, which the
+/// distribution functions need. The model graph is kept: it defines the key, the rewards by state
+/// slot, and the edge structure the weights belong to.
+type Trace =
+    internal
+        { Graph: Graph
+          Order: VertexOrder
+          Program: OpProgram
+          CmdFrom: int[]
+          CmdTo: int[]
+          CmdMult: int[]
+          EdgeWeight: int[]
+          VertexRate: int[] }
+
+    member t.Model = t.Graph
+    member t.ParamCount = t.Graph.ParamLength
+    member t.OpCount = t.Program.Kinds.Length
+    member t.CommandCount = t.CmdFrom.Length
+    member t.VertexCount = t.Graph.VertexCount
+    member t.EdgeCount = t.Graph.EdgeCount
+
+    override t.ToString() =
+        sprintf "Trace(%d ops, %d commands, %d parameter(s), model %O)" t.OpCount t.CommandCount t.ParamCount t.Graph
+
+/// Compares two slices of a growing buffer by content (hash-consing of Dot rows and Sum lists).
+/// Floats are compared by bit pattern (0.0 and −0.0 differ), so sharing never changes a result.
+[<Sealed>]
+type internal SliceComparer<'T>(data: unit -> 'T[], bits: 'T -> int64) =
+    interface IEqualityComparer<struct (int * int)> with
+        member _.Equals(struct (s1, n1), struct (s2, n2)) =
+            if n1 <> n2 then false
+            else
+                let d = data ()
+                let mutable same = true
+                let mutable i = 0
+                while same && i < n1 do
+                    if bits d.[s1 + i] <> bits d.[s2 + i] then same <- false
+                    i <- i + 1
+                same
+        member _.GetHashCode(struct (s, n)) =
+            let d = data ()
+            let mutable h = HashCode()
+            h.Add n
+            for i in s .. s + n - 1 do h.Add(bits d.[i])
+            h.ToHashCode()
+
+/// Appends ops to a program. With `hashCons` equal ops are shared (commutative Add/Mul with sorted
+/// operands, Const by bit pattern, Dot by row bytes, Sum by operand list); with `fold` ops whose
+/// operands are all constants become constants, and x·1 becomes x. Both keep results bit-identical:
+/// IEEE + and · are commutative, folding runs the very same operations, and x·1 = x exactly.
+[<Sealed>]
+type TraceBuilder(paramCount: int, hashCons: bool, fold: bool) =
+    do if paramCount < 0 then Fail.format "paramCount must be ≥ 0 (got %d)" paramCount
+    let mutable kinds: OpKind[] = Array.zeroCreate 64
+    let mutable a: int[] = Array.zeroCreate 64
+    let mutable b: int[] = Array.zeroCreate 64
+    let mutable count = 0
+    let mutable constants: float[] = Array.zeroCreate 16
+    let mutable constCount = 0
+    let mutable rows: float[] = Array.zeroCreate (16 * (paramCount + 1))
+    let mutable rowCount = 0
+    let mutable operands: int[] = Array.zeroCreate 64
+    let mutable operandCount = 0
+    let stride = paramCount + 1
+    let nodes = Dictionary<struct (OpKind * int * int), int>()
+    let constIndex = Dictionary<int64, int>()
+    let rowIndex = Dictionary<struct (int * int), int>(SliceComparer<float>((fun () -> rows), BitConverter.DoubleToInt64Bits))
+    let listIndex = Dictionary<struct (int * int), int>(SliceComparer<int>((fun () -> operands), int64))
+
+    let push (k: OpKind) (x: int) (y: int) =
+        if count = kinds.Length then
+            let grow = kinds.Length * 2
+            Array.Resize(&kinds, grow)
+            Array.Resize(&a, grow)
+            Array.Resize(&b, grow)
+        kinds.[count] <- k
+        a.[count] <- x
+        b.[count] <- y
+        count <- count + 1
+        count - 1
+
+    let node (k: OpKind) (x: int) (y: int) =
+        if hashCons then
+            let key = struct (k, x, y)
+            match nodes.TryGetValue key with
+            | true, i -> i
+            | _ ->
+                let i = push k x y
+                nodes.Add(key, i)
+                i
+        else push k x y
+
+    let checkOperand (name: string) (x: int) =
+        if x < 0 || x >= count then
+            Fail.format "trace op %d: %s operand %d is not an earlier op (0..%d)" count name x (count - 1)
+
+    let isConst (x: int) = kinds.[x] = OpKind.Const
+    let constOf (x: int) = constants.[a.[x]]
+
+    member _.ParamCount = paramCount
+    member _.Count = count
+
+    /// A constant (shared by bit pattern when hash-consing, so 0.0 and −0.0 stay distinct).
+    member _.Const(value: float) : int =
+        if hashCons then
+            let bits = BitConverter.DoubleToInt64Bits value
+            match constIndex.TryGetValue bits with
+            | true, c -> node OpKind.Const c 0
+            | _ ->
+                if constCount = constants.Length then Array.Resize(&constants, constants.Length * 2)
+                constants.[constCount] <- value
+                constIndex.Add(bits, constCount)
+                constCount <- constCount + 1
+                node OpKind.Const (constCount - 1) 0
+        else
+            if constCount = constants.Length then Array.Resize(&constants, constants.Length * 2)
+            constants.[constCount] <- value
+            constCount <- constCount + 1
+            push OpKind.Const (constCount - 1) 0
+
+    member _.Param(k: int) : int =
+        if k < 0 || k >= paramCount then Fail.format "parameter index %d is out of range (0..%d)" k (paramCount - 1)
+        node OpKind.Param k 0
+
+    /// b + c·θ (c has ParamCount entries, read from coefs[offset ..]).
+    member t.Dot(baseValue: float, coefs: float[], offset: int) : int =
+        if offset < 0 || offset + paramCount > coefs.Length then
+            Fail.format "Dot: %d coefficient(s) needed from offset %d, array has %d" paramCount offset coefs.Length
+        let mutable allZero = true
+        for k in 0 .. paramCount - 1 do
+            if coefs.[offset + k] <> 0.0 then allZero <- false
+        // b + 0·θ_k = b exactly for finite θ, except that −0.0 + 0.0 = +0.0: leave −0.0 alone.
+        if fold && allZero && not (baseValue = 0.0 && Double.IsNegative baseValue) then t.Const baseValue
+        else
+            if (rowCount + 1) * stride > rows.Length then Array.Resize(&rows, max ((rowCount + 1) * stride) (rows.Length * 2))
+            let s = rowCount * stride
+            rows.[s] <- baseValue
+            Array.blit coefs offset rows (s + 1) paramCount
+            if hashCons then
+                match rowIndex.TryGetValue(struct (s, stride)) with
+                | true, r -> node OpKind.Dot r 0
+                | _ ->
+                    rowIndex.Add(struct (s, stride), rowCount)
+                    rowCount <- rowCount + 1
+                    node OpKind.Dot (rowCount - 1) 0
+            else
+                rowCount <- rowCount + 1
+                push OpKind.Dot (rowCount - 1) 0
+
+    member t.Unary(k: OpKind, x: int) : int =
+        if not (OpKind.isUnary k) then Fail.format "%s is not a unary op" (OpKind.name k)
+        checkOperand "first" x
+        if fold && isConst x then t.Const(OpMath.unary k (constOf x)) else node k x 0
+
+    member t.Binary(k: OpKind, x: int, y: int) : int =
+        if not (OpKind.isBinary k) then Fail.format "%s is not a binary op" (OpKind.name k)
+        checkOperand "first" x
+        checkOperand "second" y
+        if fold && isConst x && isConst y then t.Const(OpMath.binary k (constOf x) (constOf y))
+        elif fold && k = OpKind.Mul && isConst y && constOf y = 1.0 then x
+        elif fold && k = OpKind.Mul && isConst x && constOf x = 1.0 then y
+        elif hashCons && (k = OpKind.Add || k = OpKind.Mul) && y < x then node k y x
+        else node k x y
+
+    /// Σ values[start .. start + n − 1] (n ≥ 1), left to right from 0.0.
+    member t.Sum(values: int[], start: int, n: int) : int =
+        if n < 1 then Fail.withMessage "Sum needs at least one operand"
+        if start < 0 || start + n > values.Length then Fail.format "Sum: slice %d..%d outside an array of %d" start (start + n - 1) values.Length
+        let mutable allConst = true
+        for i in start .. start + n - 1 do
+            checkOperand "sum" values.[i]
+            if not (isConst values.[i]) then allConst <- false
+        if fold && allConst then
+            let mutable s = 0.0
+            for i in start .. start + n - 1 do s <- s + constOf values.[i]
+            t.Const s
+        else
+            if operandCount + n > operands.Length then Array.Resize(&operands, max (operandCount + n) (operands.Length * 2))
+            Array.blit values start operands operandCount n
+            if hashCons then
+                match listIndex.TryGetValue(struct (operandCount, n)) with
+                | true, s -> node OpKind.Sum s n
+                | _ ->
+                    listIndex.Add(struct (operandCount, n), operandCount)
+                    operandCount <- operandCount + n
+                    node OpKind.Sum (operandCount - n) n
+            else
+                operandCount <- operandCount + n
+                push OpKind.Sum (operandCount - n) n
+
+    member t.Add(x, y) = t.Binary(OpKind.Add, x, y)
+    member t.Sub(x, y) = t.Binary(OpKind.Sub, x, y)
+    member t.Mul(x, y) = t.Binary(OpKind.Mul, x, y)
+    member t.Div(x, y) = t.Binary(OpKind.Div, x, y)
+    member t.Inv x = t.Unary(OpKind.Inv, x)
+    member t.OneMinus x = t.Unary(OpKind.OneMinus, x)
+    member t.Neg x = t.Unary(OpKind.Neg, x)
+    member t.Log x = t.Unary(OpKind.Log, x)
+    member t.Exp x = t.Unary(OpKind.Exp, x)
+
+    /// Hot path for recording: no validation (the elimination only passes ops it got from here).
+    member internal _.RawBinary(k: OpKind, x: int, y: int) = push k x y
+    member internal _.RawUnary(k: OpKind, x: int) = push k x 0
+    member internal _.RawSum(values: int[], start: int, n: int) =
+        if operandCount + n > operands.Length then Array.Resize(&operands, max (operandCount + n) (operands.Length * 2))
+        Array.blit values start operands operandCount n
+        operandCount <- operandCount + n
+        push OpKind.Sum (operandCount - n) n
+
+    /// The program built so far (arrays trimmed to size).
+    member _.ToProgram() : OpProgram =
+        { ParamCount = paramCount
+          Kinds = Array.sub kinds 0 count
+          A = Array.sub a 0 count
+          B = Array.sub b 0 count
+          Constants = Array.sub constants 0 constCount
+          DotRows = Array.sub rows 0 (rowCount * stride)
+          Operands = Array.sub operands 0 operandCount }
