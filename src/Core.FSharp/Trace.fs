@@ -150,22 +150,34 @@ type internal SliceComparer<'T>(data: unit -> 'T[], bits: 'T -> int64) =
             for i in s .. s + n - 1 do h.Add(bits d.[i])
             h.ToHashCode()
 
+/// Initial sizes of a builder's arrays (they grow by doubling when exceeded).
+[<Struct>]
+type TraceCapacity =
+    { Ops: int
+      Constants: int
+      DotRows: int
+      Operands: int }
+
+    static member Default = { Ops = 64; Constants = 16; DotRows = 16; Operands = 64 }
+
 /// Appends ops to a program. With `hashCons` equal ops are shared (commutative Add/Mul with sorted
 /// operands, Const by bit pattern, Dot by row bytes, Sum by operand list); with `fold` ops whose
 /// operands are all constants become constants, and x·1 becomes x. Both keep results bit-identical:
 /// IEEE + and · are commutative, folding runs the very same operations, and x·1 = x exactly.
 [<Sealed>]
-type TraceBuilder(paramCount: int, hashCons: bool, fold: bool) =
+type TraceBuilder(paramCount: int, hashCons: bool, fold: bool, capacity: TraceCapacity) =
     do if paramCount < 0 then Fail.format "paramCount must be ≥ 0 (got %d)" paramCount
-    let mutable kinds: OpKind[] = Array.zeroCreate 64
-    let mutable a: int[] = Array.zeroCreate 64
-    let mutable b: int[] = Array.zeroCreate 64
+    // Sized up front when the caller knows the sizes (recording does, exactly for acyclic
+    // graphs): no doubling copies, and `ToProgram` can hand the arrays over without copying.
+    let mutable kinds: OpKind[] = Array.zeroCreate (max 16 capacity.Ops)
+    let mutable a: int[] = Array.zeroCreate kinds.Length
+    let mutable b: int[] = Array.zeroCreate kinds.Length
     let mutable count = 0
-    let mutable constants: float[] = Array.zeroCreate 16
+    let mutable constants: float[] = Array.zeroCreate (max 16 capacity.Constants)
     let mutable constCount = 0
-    let mutable rows: float[] = Array.zeroCreate (16 * (paramCount + 1))
+    let mutable rows: float[] = Array.zeroCreate ((max 16 capacity.DotRows) * (paramCount + 1))
     let mutable rowCount = 0
-    let mutable operands: int[] = Array.zeroCreate 64
+    let mutable operands: int[] = Array.zeroCreate (max 16 capacity.Operands)
     let mutable operandCount = 0
     let stride = paramCount + 1
     let nodes = Dictionary<struct (OpKind * int * int), int>()
@@ -202,6 +214,8 @@ type TraceBuilder(paramCount: int, hashCons: bool, fold: bool) =
 
     let isConst (x: int) = kinds.[x] = OpKind.Const
     let constOf (x: int) = constants.[a.[x]]
+
+    new(paramCount, hashCons, fold) = TraceBuilder(paramCount, hashCons, fold, TraceCapacity.Default)
 
     member _.ParamCount = paramCount
     member _.Count = count
@@ -313,12 +327,14 @@ type TraceBuilder(paramCount: int, hashCons: bool, fold: bool) =
         operandCount <- operandCount + n
         push OpKind.Sum (operandCount - n) n
 
-    /// The program built so far (arrays trimmed to size).
+    /// The program built so far (arrays trimmed to size; handed over uncopied when full).
+    /// The builder must not be used afterwards.
     member _.ToProgram() : OpProgram =
+        let trim (xs: 'a[]) n = if xs.Length = n then xs else Array.sub xs 0 n
         { ParamCount = paramCount
-          Kinds = Array.sub kinds 0 count
-          A = Array.sub a 0 count
-          B = Array.sub b 0 count
-          Constants = Array.sub constants 0 constCount
-          DotRows = Array.sub rows 0 (rowCount * stride)
-          Operands = Array.sub operands 0 operandCount }
+          Kinds = trim kinds count
+          A = trim a count
+          B = trim b count
+          Constants = trim constants constCount
+          DotRows = trim rows (rowCount * stride)
+          Operands = trim operands operandCount }

@@ -40,8 +40,9 @@ module TraceEval =
             if not (Double.IsFinite theta.[k]) then Fail.format "θ[%d] = %g is not a finite number" k theta.[k]
         theta
 
-    /// The weight checks of `Graph.Weights`, on evaluated edge weights (w.[e] for edge e).
-    let internal checkWeights (g: Graph) (theta: float[]) (weightOf: int -> float) =
+    /// The weight checks of `Graph.Weights`, on evaluated edge weights (w.[e] for edge e),
+    /// with its messages.
+    let internal checkWeightsSlow (g: Graph) (theta: float[]) (weightOf: int -> float) =
         for v in 0 .. g.VertexCount - 1 do
             let mutable total = 0.0
             for e in g.EdgeStart v .. g.EdgeEnd v - 1 do
@@ -59,6 +60,68 @@ module TraceEval =
                 Fail.format
                     "vertex %d: out-probabilities sum to %.17g > 1 at θ = [%s]; a discrete model's out-edges are probabilities (the self-loop is the missing mass)"
                     v total (String.Join(", ", theta))
+
+    /// The same checks on a trace's evaluated values, without a closure call per edge; only a
+    /// failure takes the slow path that words the message.
+    let internal checkWeights (t: Trace) (theta: float[]) (values: float[]) =
+        let g = t.Graph
+        let offsets = g.Offsets
+        let ew = t.EdgeWeight
+        let mutable ok = true
+        let mutable v = 0
+        while ok && v < g.VertexCount do
+            let mutable total = 0.0
+            for e in offsets.[v] .. offsets.[v + 1] - 1 do
+                let x = values.[ew.[e]]
+                // NaN fails both comparisons
+                if not (x >= 0.0 && x < Double.PositiveInfinity) then ok <- false
+                total <- total + x
+            if offsets.[v + 1] > offsets.[v] && not (total > 0.0) then ok <- false
+            if g.IsDiscrete && v <> 0 && total > 1.0 + 1e-12 then ok <- false
+            v <- v + 1
+        if not ok then checkWeightsSlow g theta (fun e -> values.[ew.[e]])
+
+    /// What the weight checks need to look at, worked out once per trace: the distinct weight
+    /// ops (after CSE far fewer than the edges) and, per vertex with out-edges, its rate op —
+    /// used only when that op is structurally the left-to-right Sum of the vertex's weight ops,
+    /// so that its value IS the total `Graph.Weights` checks. `None`: check every edge.
+    type internal CheckPlan =
+        { WeightOps: int[]
+          RateVertices: int[]
+          RateOps: int[] }
+
+    let internal checkPlan (t: Trace) : CheckPlan option =
+        let g = t.Graph
+        let p = t.Program
+        let isRateSum v =
+            let o = t.VertexRate.[v]
+            let e0 = g.EdgeStart v
+            let d = g.OutDegree v
+            p.Kinds.[o] = OpKind.Sum && p.B.[o] = d
+            && Seq.forall (fun j -> p.Operands.[p.A.[o] + j] = t.EdgeWeight.[e0 + j]) (seq { 0 .. d - 1 })
+        let vertices = [| for v in 0 .. g.VertexCount - 1 do if g.OutDegree v > 0 then v |]
+        if vertices |> Array.forall isRateSum then
+            Some
+                { WeightOps = Array.distinct t.EdgeWeight |> Array.sort
+                  RateVertices = vertices
+                  RateOps = vertices |> Array.map (fun v -> t.VertexRate.[v]) }
+        else None
+
+    /// `checkWeights` through a plan (same verdicts, same messages).
+    let internal checkWeightsPlanned (plan: CheckPlan option) (t: Trace) (theta: float[]) (values: float[]) =
+        match plan with
+        | None -> checkWeights t theta values
+        | Some plan ->
+            let mutable ok = true
+            for o in plan.WeightOps do
+                let x = values.[o]
+                if not (x >= 0.0 && x < Double.PositiveInfinity) then ok <- false
+            let discrete = t.Graph.IsDiscrete
+            for i in 0 .. plan.RateOps.Length - 1 do
+                let total = values.[plan.RateOps.[i]]
+                if not (total > 0.0) then ok <- false
+                if discrete && plan.RateVertices.[i] <> 0 && total > 1.0 + 1e-12 then ok <- false
+            if not ok then checkWeightsSlow t.Graph theta (fun e -> values.[t.EdgeWeight.[e]])
 
     /// THE REFERENCE INTERPRETER: the definition of what a program means. Slow and plain; every
     /// fast path is tested against it.
@@ -119,6 +182,29 @@ module TraceEval =
             | OpKind.Exp -> values.[i] <- Math.Exp values.[a.[i]]
             | k -> Fail.format "internal error: unknown op kind %d at op %d" (int k) i
 
+    /// Replays the commands on x with multipliers read from the op values. A run of adds into the
+    /// same x[from] is accumulated in a register instead of through memory: the same additions in
+    /// the same order (bit-identical to a plain replay), without a store-to-load round trip each.
+    let replayValues (t: Trace) (values: float[]) (x: float[]) =
+        let f = t.CmdFrom
+        let tt = t.CmdTo
+        let m = t.CmdMult
+        let n = f.Length
+        let mutable i = 0
+        while i < n do
+            let a = f.[i]
+            if tt.[i] = a then
+                x.[a] <- x.[a] * values.[m.[i]]
+                i <- i + 1
+            else
+                let mutable acc = x.[a]
+                acc <- acc + values.[m.[i]] * x.[tt.[i]]
+                i <- i + 1
+                while i < n && f.[i] = a && tt.[i] <> a do
+                    acc <- acc + values.[m.[i]] * x.[tt.[i]]
+                    i <- i + 1
+                x.[a] <- acc
+
     /// Evaluates a bare program (fast path), checking θ's length and finiteness.
     let programValues (p: OpProgram) (theta: float[]) : float[] =
         let theta = checkTheta p.ParamCount theta
@@ -127,7 +213,7 @@ module TraceEval =
         v
 
     let private finish (t: Trace) (theta: float[]) (values: float[]) =
-        checkWeights t.Graph theta (fun e -> values.[t.EdgeWeight.[e]])
+        checkWeights t theta values
         { Trace = t; Theta = Array.copy theta; Values = values }
 
     /// Evaluates a trace at θ with the fast evaluator. Fails (like `Graph.Weights`) when an edge
@@ -161,32 +247,26 @@ module TraceEval =
 [<Sealed>]
 type TraceEvaluator(trace: Trace) =
     let values: float[] = Array.zeroCreate trace.OpCount
-    let mults: float[] = Array.zeroCreate trace.CommandCount
     let x: float[] = Array.zeroCreate trace.VertexCount
+    let plan = TraceEval.checkPlan trace
 
     member _.Trace = trace
     /// Op values of the last evaluation.
     member _.Values = values
-    /// Command multipliers of the last evaluation.
-    member _.Multipliers = mults
 
-    /// Evaluates all ops and gathers the command multipliers.
+    /// Evaluates all ops at θ (checked like `Graph.Weights`).
     member _.Evaluate(theta: float[]) =
         let theta = TraceEval.checkTheta trace.ParamCount theta
         TraceEval.valuesInto trace.Program theta values
-        TraceEval.checkWeights trace.Graph theta (fun e -> values.[trace.EdgeWeight.[e]])
-        let cm = trace.CmdMult
-        for c in 0 .. cm.Length - 1 do mults.[c] <- values.[cm.[c]]
+        TraceEval.checkWeightsPlanned plan trace theta values
+
+    /// Command multipliers of the last evaluation (a new array).
+    member _.Multipliers() = trace.CmdMult |> Array.map (fun o -> values.[o])
 
     /// E[reward accumulated] at θ: evaluate, then replay once (reward[0] is the start vertex's).
     member this.Expectation(theta: float[], reward: float[]) : float =
         Rewards.check trace.Graph reward
         this.Evaluate theta
         Array.blit reward 0 x 0 x.Length
-        let f = trace.CmdFrom
-        let t = trace.CmdTo
-        for i in 0 .. f.Length - 1 do
-            let a = f.[i]
-            let b = t.[i]
-            if a = b then x.[a] <- x.[a] * mults.[i] else x.[a] <- x.[a] + mults.[i] * x.[b]
+        TraceEval.replayValues trace values x
         x.[0]

@@ -27,7 +27,17 @@ module Trace =
         if isNull g then Fail.withMessage "graph must not be null"
         let order = Order.compute g
         let p = g.ParamLength
-        let b = TraceBuilder(p, false, false)
+        // Exact sizes for an acyclic graph (cyclic ones grow from there): the zero constant,
+        // one weight op per edge, and per non-absorbing vertex a rate sum, phase A's sum and
+        // inverse, and one product per edge.
+        let e = g.EdgeCount
+        let live = Seq.init g.VertexCount g.OutDegree |> Seq.filter (fun d -> d > 0) |> Seq.length
+        let capacity =
+            { Ops = 1 + 2 * e + 3 * live
+              Constants = 1 + (if p = 0 then e else 0)
+              DotRows = (if p = 0 then 0 else e)
+              Operands = 2 * e }
+        let b = TraceBuilder(p, false, false, capacity)
         let zero = b.Const 0.0
         // Edge weights exactly as Graph.Weights computes them: the base alone when unparameterized,
         // otherwise base + Σ c_k θ_k from the left.
