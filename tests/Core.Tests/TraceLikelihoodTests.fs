@@ -16,7 +16,13 @@ let expm (a: float[,]) =
     let mutable s = 0
     while norm / (2.0 ** float s) > 0.25 do s <- s + 1
     let b = Array2D.map (fun x -> x / (2.0 ** float s)) a
-    let mul (x: float[,]) (y: float[,]) = Array2D.init n n (fun i j -> Seq.sum (seq { for k in 0 .. n - 1 -> x.[i, k] * y.[k, j] }))
+    let mul (x: float[,]) (y: float[,]) =
+        let r = Array2D.zeroCreate n n
+        for i in 0 .. n - 1 do
+            for k in 0 .. n - 1 do
+                let xik = x.[i, k]
+                for j in 0 .. n - 1 do r.[i, j] <- r.[i, j] + xik * y.[k, j]
+        r
     let mutable result = Array2D.init n n (fun i j -> if i = j then 1.0 else 0.0)
     let mutable term = Array2D.copy result
     for k in 1 .. 30 do
