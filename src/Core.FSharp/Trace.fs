@@ -327,6 +327,11 @@ type TraceBuilder(paramCount: int, hashCons: bool, fold: bool, capacity: TraceCa
         operandCount <- operandCount + n
         push OpKind.Sum (operandCount - n) n
 
+    /// A read-only view of the ops so far (untrimmed arrays: valid indices < Count; operands,
+    /// rows and constants likewise). Invalidated by the next append.
+    member internal _.ToProgramView() : OpProgram =
+        { ParamCount = paramCount; Kinds = kinds; A = a; B = b; Constants = constants; DotRows = rows; Operands = operands }
+
     /// The program built so far (arrays trimmed to size; handed over uncopied when full).
     /// The builder must not be used afterwards.
     member _.ToProgram() : OpProgram =

@@ -22,7 +22,10 @@ let checkReplay (label: string) (g: Graph) (traces: (string * Trace) list) (thet
     for name, t in traces do
         let ev = TraceEval.evaluate t theta
         Expect.isTrue (bitsEqual ev.Multipliers direct.Mult) (sprintf "%s, %s trace, θ = %A: multipliers differ from direct elimination" label name theta)
-        Expect.isTrue (bitsEqual ev.Weights (g.Weights theta)) (sprintf "%s, %s: edge weights differ from Graph.Weights" label name)
+        let w = g.Weights theta
+        Expect.isTrue (bitsEqual ev.Weights w) (sprintf "%s, %s: edge weights differ from Graph.Weights" label name)
+        let rates = Array.init g.VertexCount (fun v -> Seq.fold (fun s e -> s + w.[e]) 0.0 (seq { g.EdgeStart v .. g.EdgeEnd v - 1 }))
+        Expect.isTrue (bitsEqual ev.Rates rates) (sprintf "%s, %s: vertex rates differ from the sums of the weights" label name)
         for rname, r in rewards do
             let expected = Moments.moments direct r 3
             let got = TraceEval.moments t theta r 3
