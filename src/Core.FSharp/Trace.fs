@@ -119,6 +119,8 @@ type Trace =
           VertexRate: int[] }
 
     member t.Model = t.Graph
+    /// The op program (read-only: its arrays are internal).
+    member t.Ops = t.Program
     member t.ParamCount = t.Graph.ParamLength
     member t.OpCount = t.Program.Kinds.Length
     member t.CommandCount = t.CmdFrom.Length
@@ -150,6 +152,61 @@ type internal SliceComparer<'T>(data: unit -> 'T[], bits: 'T -> int64) =
             for i in s .. s + n - 1 do h.Add(bits d.[i])
             h.ToHashCode()
 
+/// Open-addressing hash table from (kind, a, b) to an op index: the hash-consing lookup runs once
+/// per op of traces with millions of ops, where a generic Dictionary over tuples is several times
+/// slower. Linear probing, power-of-two capacity, load ≤ 1/2.
+[<Sealed>]
+type internal OpTable() =
+    let mutable kinds: OpKind[] = Array.zeroCreate 1024
+    let mutable keys: int64[] = Array.zeroCreate 1024
+    let mutable values: int[] = Array.create 1024 -1
+    let mutable count = 0
+
+    static member private Slot(k: OpKind, key: int64, mask: int) =
+        let h = (uint64 key ^^^ (uint64 k <<< 59)) * 0x9E3779B97F4A7C15UL
+        int (h >>> 33) &&& mask
+
+    member private t.Grow() =
+        let oldKinds = kinds
+        let oldKeys = keys
+        let oldValues = values
+        kinds <- Array.zeroCreate (oldKeys.Length * 2)
+        keys <- Array.zeroCreate (oldKeys.Length * 2)
+        values <- Array.create (oldKeys.Length * 2) -1
+        let mask = keys.Length - 1
+        for i in 0 .. oldKeys.Length - 1 do
+            if oldValues.[i] >= 0 then
+                let mutable s = OpTable.Slot(oldKinds.[i], oldKeys.[i], mask)
+                while values.[s] >= 0 do s <- (s + 1) &&& mask
+                kinds.[s] <- oldKinds.[i]
+                keys.[s] <- oldKeys.[i]
+                values.[s] <- oldValues.[i]
+
+    /// The op stored for (k, a, b), or −1.
+    member t.Find(k: OpKind, a: int, b: int) : int =
+        let key = (int64 a <<< 32) ||| int64 (uint32 b)
+        let mask = keys.Length - 1
+        let mutable s = OpTable.Slot(k, key, mask)
+        let mutable result = -2
+        while result = -2 do
+            let v = values.[s]
+            if v < 0 then result <- -1
+            elif keys.[s] = key && kinds.[s] = k then result <- v
+            else s <- (s + 1) &&& mask
+        result
+
+    /// Stores op v for (k, a, b), which must not be present.
+    member t.Add(k: OpKind, a: int, b: int, v: int) =
+        if 2 * (count + 1) > keys.Length then t.Grow()
+        let key = (int64 a <<< 32) ||| int64 (uint32 b)
+        let mask = keys.Length - 1
+        let mutable s = OpTable.Slot(k, key, mask)
+        while values.[s] >= 0 do s <- (s + 1) &&& mask
+        kinds.[s] <- k
+        keys.[s] <- key
+        values.[s] <- v
+        count <- count + 1
+
 /// Initial sizes of a builder's arrays (they grow by doubling when exceeded).
 [<Struct>]
 type TraceCapacity =
@@ -180,7 +237,7 @@ type TraceBuilder(paramCount: int, hashCons: bool, fold: bool, capacity: TraceCa
     let mutable operands: int[] = Array.zeroCreate (max 16 capacity.Operands)
     let mutable operandCount = 0
     let stride = paramCount + 1
-    let nodes = Dictionary<struct (OpKind * int * int), int>()
+    let nodes = OpTable()
     let constIndex = Dictionary<int64, int>()
     let rowIndex = Dictionary<struct (int * int), int>(SliceComparer<float>((fun () -> rows), BitConverter.DoubleToInt64Bits))
     let listIndex = Dictionary<struct (int * int), int>(SliceComparer<int>((fun () -> operands), int64))
@@ -199,12 +256,11 @@ type TraceBuilder(paramCount: int, hashCons: bool, fold: bool, capacity: TraceCa
 
     let node (k: OpKind) (x: int) (y: int) =
         if hashCons then
-            let key = struct (k, x, y)
-            match nodes.TryGetValue key with
-            | true, i -> i
-            | _ ->
+            let found = nodes.Find(k, x, y)
+            if found >= 0 then found
+            else
                 let i = push k x y
-                nodes.Add(key, i)
+                nodes.Add(k, x, y, i)
                 i
         else push k x y
 

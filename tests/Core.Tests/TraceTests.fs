@@ -110,6 +110,25 @@ let replayTests =
                 Expect.equal e (Moments.expectation (Elimination.eliminate g theta) ones) "bit-identical expectation"
         }
 
+        test "TraceEvaluator checks θ and weights like Graph.Weights (through its check plan and without one)" {
+            let t = Trace.record (Models.rabbits3 2) |> TracePasses.optimize
+            // A trace whose vertex rates are not the sums of its weights cannot use the plan's
+            // shortcut (edited JSON here): both must still reject a vertex that cannot be left.
+            let json = TraceJson.export t
+            let i = json.IndexOf "\"vertexRates\": ["
+            let edited = json.Substring(0, i) + "\"vertexRates\": [" + String.Join(", ", Array.create t.VertexCount 0) + "]\n}\n"
+            let noPlan = TraceJson.import edited
+            for tr in [ t; noPlan ] do
+                let ev = TraceEvaluator tr
+                let ones = Rewards.ones tr.Model
+                Expect.throwsT<PtdException> (fun () -> ev.Expectation([| 1.0; 2.0 |], ones) |> ignore) "wrong length"
+                Expect.throwsT<PtdException> (fun () -> ev.Expectation([| -1.0; 2.0; 2.0 |], ones) |> ignore) "negative weight"
+                Expect.throwsT<PtdException> (fun () -> ev.Expectation([| 0.0; 0.0; 0.0 |], ones) |> ignore) "vertex that cannot be left"
+                Expect.equal (ev.Expectation([| 1.0; 2.0; 4.0 |], ones)) (TraceEval.expectation t [| 1.0; 2.0; 4.0 |] ones) "value"
+            let be = TraceBatchEvaluator noPlan
+            Expect.throwsT<PtdException> (fun () -> be.Expectations([| [| 1.0; 1.0; 1.0 |]; [| 0.0; 0.0; 0.0 |] |], Rewards.ones t.Model) |> ignore) "batched, no plan"
+        }
+
         test "θ is validated like Graph.Weights" {
             let t = Trace.record (Models.rabbits3 2)
             Expect.throwsT<PtdException> (fun () -> TraceEval.evaluate t [| 1.0; 2.0 |] |> ignore) "wrong length"
