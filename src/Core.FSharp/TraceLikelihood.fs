@@ -233,35 +233,45 @@ module TraceLikelihood =
                 lambda <- max lambda l
             let c = chain g w lambda
             let tc = dws |> Array.map (fun dw -> chainTangent g w dw lambda c)
-            let windows = data |> Array.map (fun x -> Poisson.window (lambda * x))
-            let steps = 1 + (if nObs = 0 then 0 else windows |> Array.map snd |> Array.max)
+            // The sweep runs as far as the largest observation's Poisson window reaches.
+            let steps = 1 + (if nObs = 0 then 0 else snd (Poisson.window (lambda * Array.max data)))
             let v, dv = sweep g c tc steps
             let d = tc.Length
             let f = Array.zeroCreate nObs
             let df = Array.init d (fun _ -> Array.zeroCreate nObs)
+            let acc = Array.zeroCreate d
+            // 1/k, so that the Poisson recurrence multiplies instead of divides
+            let invK = Array.init (steps + 1) (fun k -> if k = 0 then 0.0 else 1.0 / float k)
             for i in 0 .. nObs - 1 do
                 let mu = lambda * data.[i]
                 if mu = 0.0 then
                     f.[i] <- v.[0]
                     for j in 0 .. d - 1 do df.[j].[i] <- dv.[j].[0]
                 else
-                    let lo, hi = windows.[i]
-                    // Poisson weights by recurrence from the mode outward (one exp per observation)
-                    let m = int (Math.Floor mu)
+                    // Σ_k Pois(k; μ) v_k from the mode outward, each Poisson weight by recurrence
+                    // (one exp per observation), until the terms drop below eps × the mode's.
+                    let m = min (int (Math.Floor mu)) (steps - 1)
                     let pm = Poisson.pmf m mu
+                    let cut = Poisson.eps * pm
                     let mutable s = pm * v.[m]
-                    for j in 0 .. d - 1 do df.[j].[i] <- pm * dv.[j].[m]
+                    for j in 0 .. d - 1 do acc.[j] <- pm * dv.[j].[m]
                     let mutable p = pm
-                    for k in m + 1 .. hi do
-                        p <- p * mu / float k
+                    let mutable k = m + 1
+                    while k < steps && (p >= cut || float k <= mu) do
+                        p <- p * mu * invK.[k]
                         s <- s + p * v.[k]
-                        for j in 0 .. d - 1 do df.[j].[i] <- df.[j].[i] + p * dv.[j].[k]
+                        for j in 0 .. d - 1 do acc.[j] <- acc.[j] + p * dv.[j].[k]
+                        k <- k + 1
                     p <- pm
-                    for k in m - 1 .. -1 .. lo do
-                        p <- p * float (k + 1) / mu
+                    let invMu = 1.0 / mu
+                    k <- m - 1
+                    while k >= 0 && p >= cut do
+                        p <- p * float (k + 1) * invMu
                         s <- s + p * v.[k]
-                        for j in 0 .. d - 1 do df.[j].[i] <- df.[j].[i] + p * dv.[j].[k]
+                        for j in 0 .. d - 1 do acc.[j] <- acc.[j] + p * dv.[j].[k]
+                        k <- k - 1
                     f.[i] <- s
+                    for j in 0 .. d - 1 do df.[j].[i] <- acc.[j]
             f, df
 
     /// The density (continuous) or probability (discrete) of each observation at θ.
