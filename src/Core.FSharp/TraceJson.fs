@@ -127,16 +127,17 @@ module TraceJson =
                 let path = sprintf "$.model.vertices[%d]" v
                 let state = arr (path + ".state") (prop path ve "state") |> Array.mapi (fun i x -> jint (sprintf "%s.state[%d]" path i) x)
                 let edges = arr (path + ".edges") (prop path ve "edges")
-                let coefs = Array.zeroCreate (edges.Length * pc)
+                // grown as read: a hostile paramCount must not size an allocation
+                let coefs = ResizeArray<float>()
                 let targets =
                     edges |> Array.mapi (fun j ee ->
                         let ep = sprintf "%s.edges[%d]" path j
                         let c = arr (ep + ".coef") (prop ep ee "coef")
                         if c.Length <> pc then fail (ep + ".coef") (sprintf "%d coefficient(s), the model has %d parameter(s)" c.Length pc)
-                        c |> Array.iteri (fun k x -> coefs.[j * pc + k] <- jfloat (sprintf "%s.coef[%d]" ep k) x)
+                        c |> Array.iteri (fun k x -> coefs.Add(jfloat (sprintf "%s.coef[%d]" ep k) x))
                         jint (ep + ".to") (prop ep ee "to"))
                 let bases = edges |> Array.mapi (fun j ee -> jfloat (sprintf "%s.edges[%d].base" path j) (prop path ee "base"))
-                ({ State = state; Targets = targets; Bases = bases; Coefs = coefs }: TraceEncoding.VertexParts))
+                ({ State = state; Targets = targets; Bases = bases; Coefs = coefs.ToArray() }: TraceEncoding.VertexParts))
         let g = TraceEncoding.buildModel "trace JSON model" discrete l pc vertices
         match root.TryGetProperty "key" with
         | true, k ->

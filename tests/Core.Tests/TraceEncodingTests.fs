@@ -286,6 +286,8 @@ let jsonTests =
             fails (json.Replace("\"base\": 1,", "\"base\": 2,")) "model edited without its key"
             fails (json.Replace("\"format\": \"ptd-trace\"", "\"format\": \"other\"")) "format"
             fails "[]" "not an object"
+            fails (json.Replace("\"paramCount\": 3", "\"paramCount\": 2000000000")) "huge parameter count"
+            fails (json.Replace("\"stateLength\": 2", "\"stateLength\": 2000000000")) "huge state length"
             fails (String('[', 100000)) "deep nesting"
         }
     ]
