@@ -120,33 +120,44 @@ module TraceGrad =
 
     // ---- command replay --------------------------------------------------------------------
 
-    /// Replays the commands on x, recording per command the value the update reads
-    /// (x[from] before a scale, x[to] for an add) — what the reverse sweep needs.
-    let private replayTaped (t: Trace) (mults: float[]) (x: float[]) (tape: float[]) =
+    /// Replays the commands on x (multipliers read from the op values), recording per command
+    /// the value the update reads (x[from] before a scale, x[to] for an add) — what the reverse
+    /// sweep needs. Same arithmetic, same order as `TraceEval.replayValues`.
+    let private replayTaped (t: Trace) (values: float[]) (x: float[]) (tape: float[]) =
         let f = t.CmdFrom
         let tt = t.CmdTo
-        for i in 0 .. f.Length - 1 do
+        let m = t.CmdMult
+        let n = f.Length
+        let mutable i = 0
+        while i < n do
             let a = f.[i]
-            let b = tt.[i]
-            if a = b then
+            if tt.[i] = a then
                 tape.[i] <- x.[a]
-                x.[a] <- x.[a] * mults.[i]
+                x.[a] <- x.[a] * values.[m.[i]]
+                i <- i + 1
             else
-                tape.[i] <- x.[b]
-                x.[a] <- x.[a] + mults.[i] * x.[b]
+                let mutable acc = x.[a]
+                while i < n && f.[i] = a && tt.[i] <> a do
+                    let xb = x.[tt.[i]]
+                    tape.[i] <- xb
+                    acc <- acc + values.[m.[i]] * xb
+                    i <- i + 1
+                x.[a] <- acc
 
     /// Reverse of `replayTaped`: xbar (adjoint of the output) becomes the adjoint of the input;
-    /// multiplier adjoints are added to mbar.
-    let private replayBackward (t: Trace) (mults: float[]) (tape: float[]) (xbar: float[]) (mbar: float[]) =
+    /// the multipliers' adjoints are added to their ops' adjoints in `adj`.
+    let private replayBackward (t: Trace) (values: float[]) (tape: float[]) (xbar: float[]) (adj: float[]) =
         let f = t.CmdFrom
         let tt = t.CmdTo
+        let m = t.CmdMult
         for i in f.Length - 1 .. -1 .. 0 do
             let a = f.[i]
             let g = xbar.[a]
             if g <> 0.0 then
-                mbar.[i] <- mbar.[i] + g * tape.[i]
+                let o = m.[i]
+                adj.[o] <- adj.[o] + g * tape.[i]
                 let b = tt.[i]
-                if a = b then xbar.[a] <- g * mults.[i] else xbar.[b] <- xbar.[b] + mults.[i] * g
+                if a = b then xbar.[a] <- g * values.[o] else xbar.[b] <- xbar.[b] + values.[o] * g
 
     let private factorial k =
         let mutable f = 1.0
@@ -158,29 +169,34 @@ module TraceGrad =
         for i in 1 .. k do b <- b * float (n - k + i) / float i
         b
 
-    /// The forward pass of the moment computation, kept for the backward sweep.
-    type private MomentPass =
-        { Values: float[]
-          Mults: float[]
-          Tapes: float[][]
-          Moments: float[] }
+    /// Buffers of one moment-gradient computation, reusable across calls (`TraceGradient`).
+    [<Sealed>]
+    type internal Work(t: Trace) =
+        member val Values: float[] = Array.zeroCreate t.OpCount
+        member val Adj: float[] = Array.zeroCreate t.OpCount
+        member val Plan = TraceEval.checkPlan t
+        member val Tapes = ResizeArray<float[]>()
+        member w.Tape(j: int) =
+            while w.Tapes.Count <= j do w.Tapes.Add(Array.zeroCreate t.CommandCount)
+            w.Tapes.[j]
 
-    /// Moments 1..k exactly as `Moments.moments` computes them, taping every replay.
-    let private forward (t: Trace) (theta: float[]) (reward: float[]) (k: int) : MomentPass =
+    /// Moments 1..k exactly as `Moments.moments` computes them (bit for bit), taping every replay.
+    let private forward (w: Work) (t: Trace) (theta: float[]) (reward: float[]) (k: int) : float[] =
         Rewards.check t.Graph reward
         if k < 1 then Fail.format "moment order must be ≥ 1 (got %d)" k
-        let ev = TraceEval.evaluate t theta
-        let mults = ev.Multipliers
+        let theta = TraceEval.checkTheta t.ParamCount theta
+        TraceEval.valuesInto t.Program theta w.Values
+        TraceEval.checkWeightsPlanned w.Plan t theta w.Values
+        let values = w.Values
         let n = reward.Length
-        let tapes = Array.init k (fun _ -> Array.zeroCreate t.CommandCount)
         let result = Array.zeroCreate k
         if not t.Graph.IsDiscrete then
             let x = Array.copy reward
-            replayTaped t mults x tapes.[0]
+            replayTaped t values x (w.Tape 0)
             result.[0] <- x.[0]
             for j in 2 .. k do
                 for v in 0 .. n - 1 do x.[v] <- x.[v] * reward.[v]
-                replayTaped t mults x tapes.[j - 1]
+                replayTaped t values x (w.Tape(j - 1))
                 result.[j - 1] <- factorial j * x.[0]
         else
             let m = Array.zeroCreate (k + 1)
@@ -195,22 +211,23 @@ module TraceGrad =
                         bj.[v] <- bj.[v] + coef * Math.Pow(reward.[v], float (j - i)) * (mi.[v] - bi.[v])
                 b.[j] <- bj
                 let mj = Array.copy bj
-                replayTaped t mults mj tapes.[j - 1]
+                replayTaped t values mj (w.Tape(j - 1))
                 m.[j] <- mj
                 result.[j - 1] <- mj.[0]
-        { Values = ev.Values; Mults = mults; Tapes = tapes; Moments = result }
+        result
 
-    /// ∂(Σ_j seed.[j−1] · E[Y^j])/∂θ from a forward pass.
-    let private backward (t: Trace) (fw: MomentPass) (reward: float[]) (seed: float[]) : float[] =
-        let k = fw.Moments.Length
+    /// ∂(Σ_j seed.[j−1] · E[Y^j])/∂θ after `forward` with k = seed.Length.
+    let private backward (w: Work) (t: Trace) (reward: float[]) (seed: float[]) : float[] =
+        let k = seed.Length
         let n = reward.Length
-        let mbar = Array.zeroCreate t.CommandCount
+        let adj = w.Adj
+        Array.Clear adj
         if not t.Graph.IsDiscrete then
             // r_j = ewt(r_{j−1} ⊙ r): one adjoint vector walks back through the chain of replays.
             let ybar = Array.zeroCreate n
             for j in k .. -1 .. 1 do
                 ybar.[0] <- ybar.[0] + seed.[j - 1] * factorial j
-                replayBackward t fw.Mults fw.Tapes.[j - 1] ybar mbar
+                replayBackward t w.Values (w.Tape(j - 1)) ybar adj
                 if j > 1 then
                     for v in 0 .. n - 1 do ybar.[v] <- ybar.[v] * reward.[v]
         else
@@ -220,7 +237,7 @@ module TraceGrad =
             for j in k .. -1 .. 1 do
                 let mj: float[] = mAdj.[j]
                 mj.[0] <- mj.[0] + seed.[j - 1]
-                replayBackward t fw.Mults fw.Tapes.[j - 1] mj mbar
+                replayBackward t w.Values (w.Tape(j - 1)) mj adj
                 let bj: float[] = bAdj.[j]
                 for v in 0 .. n - 1 do bj.[v] <- bj.[v] + mj.[v]
                 for i in 1 .. j - 1 do
@@ -231,13 +248,31 @@ module TraceGrad =
                         let g = coef * Math.Pow(reward.[v], float (j - i)) * bj.[v]
                         mi.[v] <- mi.[v] + g
                         bi.[v] <- bi.[v] - g
-        backwardOutputs t fw.Values mbar null
+        backwardOps t.Program w.Values adj
+
+    let private checkSeed (seed: float[]) =
+        if isNull seed || seed.Length < 1 then Fail.withMessage "seed must have at least one entry (one per moment order)"
+
+    let internal momentsWithGradientOn (w: Work) (t: Trace) (theta: float[]) (reward: float[]) (seed: float[]) =
+        checkSeed seed
+        let m = forward w t theta reward seed.Length
+        m, backward w t reward seed
+
+    let internal varianceWithGradientOn (w: Work) (t: Trace) (theta: float[]) (reward: float[]) =
+        let m = forward w t theta reward 2
+        m.[1] - m.[0] * m.[0], backward w t reward [| -2.0 * m.[0]; 1.0 |]
+
+    let internal momentsJacobianOn (w: Work) (t: Trace) (theta: float[]) (reward: float[]) (k: int) =
+        let m = forward w t theta reward k
+        m,
+        Array.init k (fun j ->
+            let seed = Array.zeroCreate k
+            seed.[j] <- 1.0
+            backward w t reward seed)
 
     /// Moments E[Y], …, E[Y^k] (k = seed.Length) and the gradient of Σ_j seed.[j−1]·E[Y^j].
     let momentsWithGradient (t: Trace) (theta: float[]) (reward: float[]) (seed: float[]) : float[] * float[] =
-        if isNull seed || seed.Length < 1 then Fail.withMessage "seed must have at least one entry (one per moment order)"
-        let fw = forward t theta reward seed.Length
-        fw.Moments, backward t fw reward seed
+        momentsWithGradientOn (Work t) t theta reward seed
 
     /// E[Y] and ∂E[Y]/∂θ.
     let meanWithGradient (t: Trace) (theta: float[]) (reward: float[]) : float * float[] =
@@ -254,15 +289,24 @@ module TraceGrad =
 
     /// Var[Y] and ∂Var[Y]/∂θ (Var = E[Y²] − E[Y]², so the seed is (−2E[Y], 1)).
     let varianceWithGradient (t: Trace) (theta: float[]) (reward: float[]) : float * float[] =
-        let fw = forward t theta reward 2
-        let m = fw.Moments
-        m.[1] - m.[0] * m.[0], backward t fw reward [| -2.0 * m.[0]; 1.0 |]
+        varianceWithGradientOn (Work t) t theta reward
 
     /// Moments 1..k and the Jacobian: result.[j − 1] = ∂E[Y^j]/∂θ (one reverse sweep per order).
     let momentsJacobian (t: Trace) (theta: float[]) (reward: float[]) (k: int) : float[] * float[][] =
-        let fw = forward t theta reward k
-        fw.Moments,
-        Array.init k (fun j ->
-            let seed = Array.zeroCreate k
-            seed.[j] <- 1.0
-            backward t fw reward seed)
+        momentsJacobianOn (Work t) t theta reward k
+
+/// Moment gradients of one trace with buffers kept between calls (the per-θ loop of an
+/// optimizer or sampler). Not thread-safe: use one per thread.
+[<Sealed>]
+type TraceGradient(trace: Trace) =
+    let work = TraceGrad.Work trace
+    member _.Trace = trace
+    member _.MomentsWithGradient(theta: float[], reward: float[], seed: float[]) =
+        TraceGrad.momentsWithGradientOn work trace theta reward seed
+    member _.MeanWithGradient(theta: float[], reward: float[]) =
+        let m, g = TraceGrad.momentsWithGradientOn work trace theta reward [| 1.0 |]
+        m.[0], g
+    member _.VarianceWithGradient(theta: float[], reward: float[]) =
+        TraceGrad.varianceWithGradientOn work trace theta reward
+    member _.MomentsJacobian(theta: float[], reward: float[], k: int) =
+        TraceGrad.momentsJacobianOn work trace theta reward k

@@ -131,6 +131,24 @@ let momentTests =
                     let theta = randomTheta (Random case.Seed) g.ParamLength
                     checkMomentGradients (string case) g t theta)
 
+        test "TraceGradient (reused buffers) = the module functions, call after call" {
+            let g = Models.rabbits3 3
+            let t = Trace.record g |> TracePasses.optimize
+            let tg = TraceGradient t
+            let r = Rewards.ones g
+            let rng = Random 43
+            for _ in 1 .. 5 do
+                let theta = Array.init 3 (fun _ -> 0.2 + 3.0 * rng.NextDouble())
+                let m1, g1 = tg.MeanWithGradient(theta, r)
+                let m2, g2 = TraceGrad.meanWithGradient t theta r
+                Expect.equal m1 m2 "mean"
+                Expect.isTrue (bitsEqual g1 g2) "mean gradient"
+                let v1, h1 = tg.VarianceWithGradient(theta, r)
+                let v2, h2 = TraceGrad.varianceWithGradient t theta r
+                Expect.equal v1 v2 "variance"
+                Expect.isTrue (bitsEqual h1 h2) "variance gradient"
+        }
+
         test "gradients through the original edge weights: ∂(Σ a_e w_e)/∂θ_k = Σ a_e c_ek" {
             let g = Models.rabbits3 3
             let t = Trace.record g |> TracePasses.optimize
