@@ -198,6 +198,11 @@ module TraceLikelihood =
                 next <- tmp
         v, dv
 
+    /// The sweep keeps a value per step (and per parameter): beyond this many steps an
+    /// observation is out of reach of the exact sweep, and we say so rather than run for hours.
+    [<Literal>]
+    let MaxSteps = 10_000_000
+
     let private checkData (g: Graph) (data: float[]) =
         if isNull data then Fail.withMessage "observations must not be null"
         for i in 0 .. data.Length - 1 do
@@ -206,6 +211,8 @@ module TraceLikelihood =
                 Fail.format "observation %d = %g: absorption times must be finite and ≥ 0" i x
             if g.IsDiscrete && x <> Math.Floor x then
                 Fail.format "observation %d = %g: a discrete model's observations are whole numbers of jumps" i x
+            if g.IsDiscrete && x > float MaxSteps then
+                Fail.format "observation %d = %g jumps is beyond the %d steps the pmf recursion is allowed" i x MaxSteps
 
     /// Densities (continuous) or probabilities (discrete) of every observation and, when
     /// `withTangents`, their derivatives: result.[j].[i] = ∂f(x_i)/∂θ_j.
@@ -234,7 +241,13 @@ module TraceLikelihood =
             let c = chain g w lambda
             let tc = dws |> Array.map (fun dw -> chainTangent g w dw lambda c)
             // The sweep runs as far as the largest observation's Poisson window reaches.
-            let steps = 1 + (if nObs = 0 then 0 else snd (Poisson.window (lambda * Array.max data)))
+            let tMax = if nObs = 0 then 0.0 else Array.max data
+            let muMax = lambda * tMax
+            if muMax + 12.0 * sqrt muMax + 100.0 > float MaxSteps then
+                Fail.format
+                    "observation t = %g with maximal exit rate Λ = %g needs about %.3g uniformization steps (Λt), more than the %d allowed; rescale time (or the rates) so that Λ·t is smaller"
+                    tMax lambda muMax MaxSteps
+            let steps = 1 + (if nObs = 0 then 0 else snd (Poisson.window muMax))
             let v, dv = sweep g c tc steps
             let d = tc.Length
             let f = Array.zeroCreate nObs

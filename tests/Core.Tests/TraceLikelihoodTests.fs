@@ -110,8 +110,10 @@ let densityTests =
             let tr = Trace.record (Models.exponential None)
             Expect.throwsT<PtdException> (fun () -> TraceLikelihood.logLikelihood tr [| 1.0 |] [| -1.0 |] |> ignore) "negative time"
             Expect.throwsT<PtdException> (fun () -> TraceLikelihood.logLikelihood tr [| 1.0 |] [| nan |] |> ignore) "NaN"
+            Expect.throwsT<PtdException> (fun () -> TraceLikelihood.logLikelihood tr [| 1.0 |] [| 1e300 |] |> ignore) "a time no sweep can reach fails at once"
             let d = { Seed = 3; Cyclic = false; Discrete = true }.Graph |> Trace.record
             Expect.throwsT<PtdException> (fun () -> TraceLikelihood.logLikelihood d (Array.create d.ParamCount 1.0) [| 1.5 |] |> ignore) "fractional jumps"
+            Expect.throwsT<PtdException> (fun () -> TraceLikelihood.logLikelihood d (Array.create d.ParamCount 1.0) [| 1e300 |] |> ignore) "too many jumps"
         }
     ]
 
