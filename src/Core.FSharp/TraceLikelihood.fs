@@ -11,7 +11,7 @@ type LikelihoodResult =
 /// Poisson probabilities accurate in the tails and for large means (Loader's saddle-point form,
 /// as in R's dpois): log Pois(k; μ) = −stirlerr(k) − bd0(k, μ) − ½ log(2πk), free of the
 /// cancellation of −μ + k log μ − log k! when k and μ are large.
-module internal Poisson =
+module internal LikelihoodPoisson =
     let private halfLog2Pi = 0.5 * Math.Log(2.0 * Math.PI)
 
     /// log k! − ((k + ½) log k − k + ½ log 2π), the error of Stirling's formula.
@@ -247,7 +247,7 @@ module TraceLikelihood =
                 Fail.format
                     "observation t = %g with maximal exit rate Λ = %g needs about %.3g uniformization steps (Λt), more than the %d allowed; rescale time (or the rates) so that Λ·t is smaller"
                     tMax lambda muMax MaxSteps
-            let steps = 1 + (if nObs = 0 then 0 else snd (Poisson.window muMax))
+            let steps = 1 + (if nObs = 0 then 0 else snd (LikelihoodPoisson.window muMax))
             let v, dv = sweep g c tc steps
             let d = tc.Length
             let f = Array.zeroCreate nObs
@@ -264,8 +264,8 @@ module TraceLikelihood =
                     // Σ_k Pois(k; μ) v_k from the mode outward, each Poisson weight by recurrence
                     // (one exp per observation), until the terms drop below eps × the mode's.
                     let m = min (int (Math.Floor mu)) (steps - 1)
-                    let pm = Poisson.pmf m mu
-                    let cut = Poisson.eps * pm
+                    let pm = LikelihoodPoisson.pmf m mu
+                    let cut = LikelihoodPoisson.eps * pm
                     let mutable s = pm * v.[m]
                     for j in 0 .. d - 1 do acc.[j] <- pm * dv.[j].[m]
                     let mutable p = pm
