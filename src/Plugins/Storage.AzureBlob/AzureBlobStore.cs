@@ -60,8 +60,9 @@ public sealed class AzureBlobStore : IBlobStore
             var response = await Blob(key).DownloadContentAsync(cancellationToken).ConfigureAwait(false);
             return BlobReadResult.Hit(response.Value.Content.ToArray());
         }
-        catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.BlobNotFound || (e.Status == 404 && e.ErrorCode != BlobErrorCode.ContainerNotFound))
+        catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.BlobNotFound || (e.Status == 404 && (e.ErrorCode != BlobErrorCode.ContainerNotFound || _createContainer)))
         {
+            // With create=true a missing container is an empty store that will be created on first write.
             return BlobReadResult.Missing;
         }
         catch (Exception e) when (IsStoreFailure(e, cancellationToken))

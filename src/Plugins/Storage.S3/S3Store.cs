@@ -66,8 +66,9 @@ public sealed class S3Store : IBlobStore
             await response.ResponseStream.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
             return BlobReadResult.Hit(buffer.Length == buffer.Capacity ? buffer.GetBuffer() : buffer.ToArray());
         }
-        catch (AmazonS3Exception e) when (IsMissingKey(e))
+        catch (AmazonS3Exception e) when (IsMissingKey(e) || (_options.CreateBucket && e.ErrorCode == "NoSuchBucket"))
         {
+            // With create=true a missing bucket is an empty store that will be created on first write.
             return BlobReadResult.Missing;
         }
         catch (Exception e) when (IsStoreFailure(e, cancellationToken))
@@ -218,8 +219,9 @@ public sealed class S3Store : IBlobStore
             await _client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _bucket, Key = ObjectName(key) }, cancellationToken).ConfigureAwait(false);
             return true;
         }
-        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && e.ErrorCode != "NoSuchBucket")
+        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && (e.ErrorCode != "NoSuchBucket" || _options.CreateBucket))
         {
+            // HEAD responses have no body, so a missing bucket may also arrive as a plain 404.
             return false;
         }
     }

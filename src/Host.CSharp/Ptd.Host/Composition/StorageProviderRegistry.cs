@@ -241,6 +241,11 @@ public sealed class StorageProviderRegistry : IDisposable
     {
         foreach (var main in MainAssemblies(dir))
         {
+            if (DepsFile.Validate(Path.ChangeExtension(main, ".deps.json")) is { } depsError)
+            {
+                AddError(main, depsError);
+                continue;
+            }
             try
             {
                 var context = new PluginLoadContext(main);
@@ -264,8 +269,9 @@ public sealed class StorageProviderRegistry : IDisposable
             {
                 AddError(main, $"not a valid .NET assembly ({e.Message})");
             }
-            catch (Exception e) when (e is FileLoadException or FileNotFoundException or CompositionFailedException or TypeLoadException or IOException)
+            catch (Exception e) when (e is not OutOfMemoryException)
             {
+                // Whatever a plugin does wrong, the host and the other plugins carry on.
                 AddError(main, $"could not be loaded: {e.GetType().Name}: {e.Message}");
             }
         }

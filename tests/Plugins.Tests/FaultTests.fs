@@ -1,0 +1,1 @@
+module Ptd.Plugins.Tests.FaultTests
