@@ -452,6 +452,17 @@ let tests =
             dispose cache
         }
 
+        testT "a cache without tiers (PTD_CACHE=off) computes every time" <| fun () -> task {
+            let o = CacheConfiguration.FromEnvironment(ConfigTests.env [ "PTD_CACHE", "off" ])
+            let cache = ArtifactCache.Create(o, registry.Value)
+            Expect.isEmpty cache.Tiers "no tiers"
+            let calls = ref 0
+            let! a = get cache trace "off" (counting calls [| 1uy |])
+            let! b = get cache trace "off" (counting calls [| 1uy |])
+            Expect.equal (a.Outcome, b.Outcome, calls.Value) (CacheOutcome.Computed, CacheOutcome.Computed, 2) "computed twice"
+            dispose cache
+        }
+
         test "invalid content keys and a disposed cache are refused" {
             let cache = create [ tier (mem ()) "m" ] noOptions
             Expect.throwsT<ArgumentException> (fun () -> cache.TryGetAsync(trace, "../x") |> run |> ignore) "bad key"

@@ -29,12 +29,22 @@ let repoRoot =
         else up d.Parent
     up (DirectoryInfo AppContext.BaseDirectory)
 
-/// A fresh directory under the run's work dir (PTD_TEST_WORK_DIR from build.fsx) or the system temp dir.
+/// This run's scratch root, under build.fsx's work dir (PTD_TEST_WORK_DIR) or the system temp dir; removed at exit
+/// (the conformance suite writes 20 MB values).
+let private scratchRoot =
+    lazy (
+        let parent =
+            match Environment.GetEnvironmentVariable "PTD_TEST_WORK_DIR" with
+            | null | "" -> Path.Combine(Path.GetTempPath(), "ptd-plugins-tests")
+            | d -> Path.Combine(d, "plugins-tests")
+        let root = Path.Combine(parent, Guid.NewGuid().ToString("N").Substring(0, 8))
+        Directory.CreateDirectory root |> ignore
+        AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> try Directory.Delete(root, true) with _ -> ())
+        root)
+
+/// A fresh directory for one test.
 let tempDir (name: string) =
-    let root =
-        match Environment.GetEnvironmentVariable "PTD_TEST_WORK_DIR" with
-        | null | "" -> Path.Combine(Path.GetTempPath(), "ptd-plugins-tests")
-        | d -> Path.Combine(d, "plugins-tests")
+    let root = scratchRoot.Value
     let dir = Path.Combine(root, sprintf "%s-%s" name (Guid.NewGuid().ToString("N").Substring(0, 8)))
     Directory.CreateDirectory dir |> ignore
     dir

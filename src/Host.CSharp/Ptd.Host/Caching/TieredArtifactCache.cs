@@ -179,7 +179,14 @@ internal sealed partial class TieredArtifactCache : IArtifactCache
             // Nobody waits any more: stop the work, and let the next caller start afresh.
             if (_flights.TryGetValue(key, out var current) && ReferenceEquals(current, flight)) _flights.Remove(key);
         }
-        flight.Cancellation.Cancel();
+        try
+        {
+            flight.Cancellation.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The flight finished between the caller's cancellation and this call: nothing left to stop.
+        }
     }
 
     private async Task RunFlightAsync(Flight flight, ArtifactKind kind, BlobKey storageKey, Func<CancellationToken, Task<byte[]>> factory)
@@ -187,7 +194,8 @@ internal sealed partial class TieredArtifactCache : IArtifactCache
         var token = flight.Cancellation.Token;
         try
         {
-            await Task.Yield(); // never run the lookup on the caller's stack while it holds nothing
+            // Detach from the first caller's stack: the flight must not depend on that caller staying around.
+            await Task.Yield();
             var (hit, rejected) = await LookupAsync(kind, storageKey, token).ConfigureAwait(false);
             _metrics.Request(kind.Name, hit is not null);
             if (hit is not null)
