@@ -283,6 +283,20 @@ let tests =
             dispose cache
         }
 
+        testT "an entry the store reports as corrupt is rejected and rewritten, and the tier stays in use" <| fun () -> task {
+            let store = FaultyBlobStore(mem (), FaultMode.None)
+            let cache = create [ tier store "s" ] noOptions
+            let calls = ref 0
+            let! _ = get cache trace "rc" (counting calls [| 1uy; 2uy |])
+            store.Mode <- FaultMode.ReportCorrupt
+            let! r = get cache trace "rc" (counting calls [| 1uy; 2uy |])
+            Expect.equal (r.Outcome, r.Payload) (CacheOutcome.Computed, [| 1uy; 2uy |]) "recomputed"
+            let s = (cache.GetStatistics()).For("s", "trace")
+            Expect.equal (s.RejectedByReason.["CorruptInStore"], s.MissesError, s.Writes) (1L, 0L, 2L) "rejected, not an error; rewritten"
+            Expect.isFalse cache.Tiers.[0].CoolingDownUntil.HasValue "no cool-down"
+            dispose cache
+        }
+
         testT "another format revision is never parsed as current" <| fun () -> task {
             let store = mem ()
             let cache = create [ tier store "m" ] noOptions

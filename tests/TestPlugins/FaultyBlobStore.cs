@@ -22,6 +22,9 @@ public enum FaultMode
 
     /// <summary>Return only the first half of the stored bytes.</summary>
     TruncateReads,
+
+    /// <summary>Reads throw <see cref="BlobStoreException"/> of kind Corrupt (the store detected damage itself).</summary>
+    ReportCorrupt,
 }
 
 /// <summary>
@@ -66,6 +69,8 @@ public sealed class FaultyBlobStore : IBlobStore
     {
         var mode = await Enter().ConfigureAwait(false);
         var r = await _inner.GetAsync(key, cancellationToken).ConfigureAwait(false);
+        if (mode == FaultMode.ReportCorrupt && r.Found)
+            throw new BlobStoreException(BlobStoreErrorKind.Corrupt, DisplayName + $": '{key}' does not match its checksum");
         if (!r.Found) return r;
         var bytes = r.Content.ToArray();
         return mode switch

@@ -23,6 +23,12 @@ public enum BlobStoreErrorKind
 
     /// <summary>The server asked the client to slow down.</summary>
     Throttled = 6,
+
+    /// <summary>
+    /// The stored value failed an integrity check while being read (e.g. its bytes do not match the server's
+    /// checksum). The caller should treat the key as damaged: the host counts it as a rejected entry and rewrites it.
+    /// </summary>
+    Corrupt = 7,
 }
 
 /// <summary>

@@ -9,7 +9,9 @@ namespace Ptd.Storage;
 /// <item>A missing key is a value (<see cref="BlobReadResult.Missing"/>, <c>false</c>), never an exception.</item>
 /// <item>Other failures throw <see cref="BlobStoreException"/> (or <see cref="OperationCanceledException"/> when
 /// the token is cancelled); messages contain no credentials.</item>
-/// <item>A reader never sees a partially written value.</item>
+/// <item>A reader never sees a partially written value. A store on a server that cannot guarantee this (s3rver under
+/// concurrent overwrites of one key) must at least detect the damage and throw <see cref="BlobStoreException"/> of kind
+/// <see cref="BlobStoreErrorKind.Corrupt"/> rather than return wrong bytes; the cache's envelope checks the rest.</item>
 /// <item>Every method honours its <see cref="CancellationToken"/>; all methods are safe to call concurrently.</item>
 /// </list>
 /// </remarks>

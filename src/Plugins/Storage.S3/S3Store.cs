@@ -71,6 +71,12 @@ public sealed class S3Store : IBlobStore
             // With create=true a missing bucket is an empty store that will be created on first write.
             return BlobReadResult.Missing;
         }
+        catch (AmazonClientException e) when (e.Message.Contains("hash", StringComparison.OrdinalIgnoreCase))
+        {
+            // The SDK checks the body against the object's MD5 ETag. A mismatch means a damaged object, e.g. the
+            // interleaved result of concurrent overwrites on a server without atomic writes (s3rver).
+            throw new BlobStoreException(BlobStoreErrorKind.Corrupt, $"{DisplayName}: read of '{key}' failed: the object does not match its checksum", e);
+        }
         catch (Exception e) when (IsStoreFailure(e, cancellationToken))
         {
             throw Wrap("read", key.Value, e);

@@ -274,6 +274,10 @@ internal sealed partial class TieredArtifactCache : IArtifactCache
                     _metrics.Read(tier.Index, tier.Name, kind.Name, ReadOutcome.Timeout, 0, r.Elapsed);
                     Failed(tier, "read", null);
                     continue;
+                case OpStatus.Error when r.Error is BlobStoreException { Kind: BlobStoreErrorKind.Corrupt }:
+                    // The store itself found the object damaged: the entry is bad, the tier is fine.
+                    await RejectAsync(tier, kind, storageKey, 0, r.Elapsed, "CorruptInStore", r.Error.Message, rejected, cancellationToken).ConfigureAwait(false);
+                    continue;
                 case OpStatus.Error:
                     _metrics.Read(tier.Index, tier.Name, kind.Name, ReadOutcome.Error, 0, r.Elapsed);
                     Failed(tier, "read", r.Error);
@@ -288,10 +292,7 @@ internal sealed partial class TieredArtifactCache : IArtifactCache
             var decoded = CacheEnvelope.Decode(bytes, kind, storageKey.Value, _options.MaxEntryBytes);
             if (!decoded.IsValid)
             {
-                _metrics.Read(tier.Index, tier.Name, kind.Name, ReadOutcome.Rejected, bytes.Length, r.Elapsed, decoded.Reason.ToString());
-                rejected.Add(tier.Index);
-                Log($"cache tier {tier.Name} ({tier.DisplayName}): rejected entry '{storageKey}' ({decoded.Reason}: {decoded.Detail}); treating it as a miss");
-                if (tier.IsWritable) await DeleteAsync(tier, kind.Name, storageKey, cancellationToken).ConfigureAwait(false);
+                await RejectAsync(tier, kind, storageKey, bytes.Length, r.Elapsed, decoded.Reason.ToString(), decoded.Detail, rejected, cancellationToken).ConfigureAwait(false);
                 continue;
             }
             _metrics.Read(tier.Index, tier.Name, kind.Name, ReadOutcome.Hit, bytes.Length, r.Elapsed);
@@ -301,6 +302,17 @@ internal sealed partial class TieredArtifactCache : IArtifactCache
             return (new CacheResult(CacheOutcome.Hit, decoded.Payload, tier.Name, tier.Index, false), rejected);
         }
         return (null, rejected);
+    }
+
+    // A rejected entry is counted, logged, and removed from a read-write tier (the recomputed value then
+    // overwrites it there, see RunFlightAsync).
+    private async Task RejectAsync(CacheTier tier, ArtifactKind kind, BlobKey storageKey, long bytes, TimeSpan elapsed, string reason, string detail,
+        HashSet<int> rejected, CancellationToken cancellationToken)
+    {
+        _metrics.Read(tier.Index, tier.Name, kind.Name, ReadOutcome.Rejected, bytes, elapsed, reason);
+        rejected.Add(tier.Index);
+        Log($"cache tier {tier.Name} ({tier.DisplayName}): rejected entry '{storageKey}' ({reason}: {detail}); treating it as a miss");
+        if (tier.IsWritable) await DeleteAsync(tier, kind.Name, storageKey, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<int> WriteAsync(ArtifactKind kind, BlobKey storageKey, byte[] envelope, CacheTier[] targets, Func<CacheTier, BlobWriteMode> mode, bool backfill, CancellationToken cancellationToken)
