@@ -39,7 +39,7 @@ public static class CacheConfiguration
         var options = new ArtifactCacheOptions { StoreContext = new BlobStoreContext { GetEnvironmentVariable = env } };
         var file = env(ConfigFileVariable);
         var explicitFile = !string.IsNullOrWhiteSpace(file);
-        if (!explicitFile && env("HOME") is { Length: > 0 } home) file = Path.Combine(home, ".ptd", "cache.json");
+        if (!explicitFile && (env("HOME") ?? env("USERPROFILE")) is { Length: > 0 } home) file = Path.Combine(home, ".ptd", "cache.json");
         var tiersSet = false;
         if (!string.IsNullOrWhiteSpace(file))
         {
