@@ -90,7 +90,7 @@ let onPath (exe: string) =
 
 let azuriteKey =
     // The documented, public Azurite development account key (not a secret).
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tOLqEmVEYSnKjn2vFA6BXg0PpQbXg=="
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 let startEmulators (workDir: string) : Emulator list =
     let started = ResizeArray<Emulator>()

@@ -1,0 +1,268 @@
+using System.Diagnostics;
+
+namespace Ptd.Storage.LocalDisk;
+
+/// <summary>
+/// A store in a local directory. Layout: every key segment but the last is a directory; the file sits in a
+/// fan-out directory named <c>=</c> plus the first two characters of the last segment, e.g. key
+/// <c>trace/r1/g1/0a1b2c</c> is the file <c>root/trace/r1/g1/=0a/0a1b2c</c>. <c>=</c> is not a key character,
+/// so fan-out directories never collide with key directories, and temporary files start with <c>.</c>, which
+/// no key segment can.
+/// </summary>
+/// <remarks>
+/// Writes go to a temporary file in the destination directory, are flushed, then renamed over the target, so
+/// readers in any process see either the old file, no file or the complete new one. Create-only writes use a
+/// rename that fails when the target exists (link/unlink on Unix), which is atomic across processes.
+/// Reads set the file's last-access time so that eviction can be least-recently-used even on
+/// <c>noatime</c>/<c>relatime</c> mounts.
+/// </remarks>
+public sealed class LocalDiskStore : IBlobStore
+{
+    private const string FanOutMarker = "=";
+    private const string TempPrefix = ".tmp-";
+    private readonly bool _fsync;
+    private readonly TimeProvider _time;
+    private readonly string _rootWithSeparator;
+
+    /// <summary>Creates a store rooted at <paramref name="root"/> (created on first write).</summary>
+    /// <param name="root">An absolute directory path.</param>
+    /// <param name="displayName">How the store is shown.</param>
+    /// <param name="fsync">Whether to flush files to the device before publishing them.</param>
+    /// <param name="timeProvider">The clock used for access times.</param>
+    public LocalDiskStore(string root, string displayName, bool fsync = true, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        if (!Path.IsPathFullyQualified(root))
+            throw new ArgumentException($"the store root '{root}' must be an absolute path", nameof(root));
+        Root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root));
+        _rootWithSeparator = Root + Path.DirectorySeparatorChar;
+        DisplayName = displayName ?? "file://" + Root;
+        _fsync = fsync;
+        _time = timeProvider ?? TimeProvider.System;
+    }
+
+    /// <summary>The absolute root directory.</summary>
+    public string Root { get; }
+
+    /// <inheritdoc />
+    public string DisplayName { get; }
+
+    /// <inheritdoc />
+    public BlobStoreCapabilities Capabilities { get; } = new()
+    {
+        ConditionalPut = true,
+        Listing = true,
+        ServerSideHashes = false,
+        ReadOnly = false,
+        TracksAccessTime = true,
+    };
+
+    /// <summary>The file that holds <paramref name="key"/> (whether or not it exists).</summary>
+    /// <param name="key">A key.</param>
+    /// <returns>An absolute path inside <see cref="Root"/>.</returns>
+    public string PathOf(BlobKey key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var segments = key.Value.Split('/');
+        var last = segments[^1];
+        var parts = new string[segments.Length + 2];
+        parts[0] = Root;
+        Array.Copy(segments, 0, parts, 1, segments.Length - 1);
+        parts[^2] = FanOutMarker + (last.Length > 2 ? last[..2] : last);
+        parts[^1] = last;
+        var path = Path.Combine(parts);
+        // Defence in depth: BlobKey's alphabet already makes this impossible.
+        if (!path.StartsWith(_rootWithSeparator, StringComparison.Ordinal))
+            throw new InvalidOperationException($"key '{key}' maps outside the store root");
+        return path;
+    }
+
+    /// <inheritdoc />
+    public async Task<BlobReadResult> GetAsync(BlobKey key, CancellationToken cancellationToken = default)
+    {
+        var path = PathOf(key);
+        try
+        {
+            var bytes = await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+            TouchAccessTime(path);
+            return BlobReadResult.Hit(bytes);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return BlobReadResult.Missing;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw Wrap("read", key, e);
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task<BlobWriteOutcome> PutAsync(BlobKey key, ReadOnlyMemory<byte> content, BlobWriteMode mode, CancellationToken cancellationToken = default)
+    {
+        var path = PathOf(key);
+        var dir = Path.GetDirectoryName(path)!;
+        var temp = Path.Combine(dir, TempPrefix + Guid.NewGuid().ToString("N"));
+        try
+        {
+            if (mode == BlobWriteMode.CreateOnly && File.Exists(path)) return BlobWriteOutcome.AlreadyExists;
+            Directory.CreateDirectory(dir);
+            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            {
+                await stream.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+                if (_fsync) stream.Flush(flushToDisk: true);
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            if (mode == BlobWriteMode.Overwrite)
+            {
+                File.Move(temp, path, overwrite: true);
+                return BlobWriteOutcome.Written;
+            }
+            try
+            {
+                File.Move(temp, path, overwrite: false);
+                return BlobWriteOutcome.Written;
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                return BlobWriteOutcome.AlreadyExists;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw Wrap("write", key, e);
+        }
+        finally
+        {
+            TryDelete(temp);
+        }
+    }
+
+    /// <inheritdoc />
+    public Task<bool> ExistsAsync(BlobKey key, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(File.Exists(PathOf(key)));
+    }
+
+    /// <inheritdoc />
+    public Task<bool> DeleteAsync(BlobKey key, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var path = PathOf(key);
+        try
+        {
+            if (!File.Exists(path)) return Task.FromResult(false);
+            // Unlinking is atomic: a concurrent reader that already opened the file still reads all of it.
+            File.Delete(path);
+            return Task.FromResult(true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw Wrap("delete", key, e);
+        }
+    }
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<BlobInfo>> ListAsync(string prefix, CancellationToken cancellationToken = default)
+    {
+        BlobKey.EnsureValidPrefix(prefix);
+        // Walk only below the deepest directory the prefix fully names.
+        var cut = prefix.LastIndexOf('/');
+        var start = cut < 0 ? Root : Path.Combine(Root, prefix[..cut].Replace('/', Path.DirectorySeparatorChar));
+        var result = new List<BlobInfo>();
+        try
+        {
+            if (Directory.Exists(start))
+            {
+                foreach (var file in Directory.EnumerateFiles(start, "*", new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 }))
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    if (KeyOf(file) is not { } key || !key.Value.StartsWith(prefix, StringComparison.Ordinal)) continue;
+                    var info = new FileInfo(file);
+                    if (!info.Exists) continue; // deleted while listing
+                    result.Add(new BlobInfo(key, info.Length, info.LastWriteTimeUtc, info.LastAccessTimeUtc));
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BlobStoreException(BlobStoreErrorKind.Unavailable, $"{DisplayName}: listing '{prefix}' failed: {e.Message}", e);
+        }
+        result.Sort((a, b) => a.Key.CompareTo(b.Key));
+        return Task.FromResult<IReadOnlyList<BlobInfo>>(result);
+    }
+
+    /// <inheritdoc />
+    public async Task<BlobStoreHealth> CheckHealthAsync(CancellationToken cancellationToken = default)
+    {
+        var watch = Stopwatch.StartNew();
+        var probe = Path.Combine(Root, TempPrefix + "health-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            Directory.CreateDirectory(Root);
+            await File.WriteAllBytesAsync(probe, [1, 2, 3], cancellationToken).ConfigureAwait(false);
+            var back = await File.ReadAllBytesAsync(probe, cancellationToken).ConfigureAwait(false);
+            return back.Length == 3
+                ? new BlobStoreHealth(true, $"{DisplayName}: writable", watch.Elapsed)
+                : new BlobStoreHealth(false, $"{DisplayName}: a probe file read back wrong", watch.Elapsed);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return new BlobStoreHealth(false, $"{DisplayName}: {e.Message}", watch.Elapsed);
+        }
+        finally
+        {
+            TryDelete(probe);
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    /// <inheritdoc />
+    public override string ToString() => DisplayName;
+
+    // Inverse of PathOf; null for anything that is not a stored entry (temp files, foreign files).
+    private BlobKey? KeyOf(string file)
+    {
+        var name = Path.GetFileName(file);
+        var fanOut = Path.GetDirectoryName(file);
+        if (fanOut is null || name.StartsWith('.')) return null;
+        var fanOutName = Path.GetFileName(fanOut);
+        if (!fanOutName.StartsWith(FanOutMarker, StringComparison.Ordinal)) return null;
+        var parent = Path.GetDirectoryName(fanOut)!;
+        var relative = parent.Length <= Root.Length ? "" : parent[(Root.Length + 1)..].Replace(Path.DirectorySeparatorChar, '/');
+        var text = relative.Length == 0 ? name : relative + "/" + name;
+        if (!BlobKey.TryParse(text, out var key)) return null;
+        return PathOf(key!) == file ? key : null;
+    }
+
+    private void TouchAccessTime(string path)
+    {
+        try
+        {
+            File.SetLastAccessTimeUtc(path, _time.GetUtcNow().UtcDateTime);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The entry may have been evicted right after the read; the read itself succeeded.
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            if (File.Exists(path)) File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A leftover temp file is invisible to readers (it starts with '.'); nothing else to do.
+        }
+    }
+
+    private BlobStoreException Wrap(string operation, BlobKey key, Exception e) =>
+        new(e is UnauthorizedAccessException ? BlobStoreErrorKind.Unauthorized : BlobStoreErrorKind.Unavailable,
+            $"{DisplayName}: {operation} of '{key}' failed: {e.Message}", e);
+}

@@ -1,0 +1,4 @@
+module Ptd.Plugins.Tests.Main
+
+[<EntryPoint>]
+let main argv = Ptd.Tests.TestMain.run argv

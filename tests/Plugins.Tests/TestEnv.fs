@@ -1,0 +1,132 @@
+/// Shared test plumbing: where plugins are, the emulator endpoints passed by build.fsx, temp directories.
+module Ptd.Plugins.Tests.TestEnv
+
+open System
+open System.IO
+open System.Net
+open System.Net.Sockets
+open System.Reflection
+open System.Security.Cryptography
+open Ptd.Storage
+open Ptd.Host.Composition
+
+let private metadata name =
+    Assembly.GetExecutingAssembly().GetCustomAttributes<AssemblyMetadataAttribute>()
+    |> Seq.find (fun a -> a.Key = name)
+    |> fun a -> a.Value
+
+/// ptd's plugins folder (where the build deploys localdisk, s3 and azureblob).
+let pluginsDir = metadata "PtdPluginsDir"
+
+/// The test plugin's build output, itself a plugin directory.
+let testPluginsDir = metadata "PtdTestPluginsDir"
+
+/// The repository root (holds PtdPipeline.sln and node_modules).
+let repoRoot =
+    let rec up (d: DirectoryInfo) =
+        if isNull d then failwith "cannot find the repository root (PtdPipeline.sln) above the test assembly"
+        elif File.Exists(Path.Combine(d.FullName, "PtdPipeline.sln")) then d.FullName
+        else up d.Parent
+    up (DirectoryInfo AppContext.BaseDirectory)
+
+/// This run's scratch root, under build.fsx's work dir (PTD_TEST_WORK_DIR) or the system temp dir; removed at exit
+/// (the conformance suite writes 20 MB values).
+let private scratchRoot =
+    lazy (
+        let parent =
+            match Environment.GetEnvironmentVariable "PTD_TEST_WORK_DIR" with
+            | null | "" -> Path.Combine(Path.GetTempPath(), "ptd-plugins-tests")
+            | d -> Path.Combine(d, "plugins-tests")
+        let root = Path.Combine(parent, Guid.NewGuid().ToString("N").Substring(0, 8))
+        Directory.CreateDirectory root |> ignore
+        AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> try Directory.Delete(root, true) with _ -> ())
+        root)
+
+/// A fresh directory for one test.
+let tempDir (name: string) =
+    let root = scratchRoot.Value
+    let dir = Path.Combine(root, sprintf "%s-%s" name (Guid.NewGuid().ToString("N").Substring(0, 8)))
+    Directory.CreateDirectory dir |> ignore
+    dir
+
+/// A unique, key-safe segment for isolating tests that share a server.
+let uniqueSegment (name: string) = sprintf "%s-%s" name (Guid.NewGuid().ToString("N").Substring(0, 12))
+
+let randomBytes (seed: int) (n: int) =
+    let b = Array.zeroCreate<byte> n
+    Random(seed).NextBytes b
+    b
+
+let sha256 (b: byte[]) = Convert.ToHexString(SHA256.HashData b)
+
+let freePort () =
+    let l = new TcpListener(IPAddress.Loopback, 0)
+    l.Start()
+    let port = (l.LocalEndpoint :?> IPEndPoint).Port
+    l.Stop()
+    port
+
+/// An emulator endpoint from the environment, or a failure that names the missing server.
+let requireEnv (variable: string) (server: string) =
+    match Environment.GetEnvironmentVariable variable with
+    | null | "" ->
+        failwithf "%s is not available: %s is not set. Run the suite with `dotnet fsi build.fsx test` (which starts it), or start %s yourself and set %s (see docs/writing-a-storage-plugin.md, Testing)." server variable server variable
+    | v -> v
+
+/// The Azurite connection string; checks that its account key is base64 (a wrong key makes every call fail obscurely).
+let azuriteConnection () =
+    let conn = requireEnv "PTD_TEST_AZURITE_CONNECTION" "Azurite (Azure Blob emulator)"
+    let m = Text.RegularExpressions.Regex.Match(conn, "AccountKey=([^;]*)")
+    let valid =
+        m.Success
+        && (let buffer = Array.zeroCreate<byte> 256
+            Convert.TryFromBase64String(m.Groups.[1].Value, Span buffer, ref 0))
+    if not valid then
+        failwith "PTD_TEST_AZURITE_CONNECTION has an AccountKey that is not valid base64, so the Azure SDK rejects the connection string. Azurite's documented development key is Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw== (check build.fsx's azuriteKey)."
+    conn
+
+/// Credentials handed to plugins through the store context, never through the process environment.
+let private testSecrets =
+    dict [ "PTD_TEST_MOTO_ACCESS", "testing"
+           "PTD_TEST_MOTO_SECRET", "testing-secret"
+           "PTD_TEST_S3RVER_ACCESS", "S3RVER"
+           "PTD_TEST_S3RVER_SECRET", "S3RVER"
+           "PTD_TEST_S3RVER_BAD_ACCESS", "NOT-S3RVER"
+           "PTD_TEST_S3RVER_BAD_SECRET", "not-the-s3rver-secret-4f1c"
+           "PTD_TEST_MEM_PASSWORD", "right-password"
+           "PTD_TEST_MEM_BAD_PASSWORD", "wrong-password-77" ]
+
+let envWith (extra: (string * string) list) : Func<string, string> =
+    let m = Map.ofList extra
+    Func<string, string>(fun name ->
+        match Map.tryFind name m with
+        | Some v -> v
+        | None ->
+            match testSecrets.TryGetValue name with
+            | true, v -> v
+            | _ -> Environment.GetEnvironmentVariable name)
+
+let context () = BlobStoreContext(GetEnvironmentVariable = envWith [])
+
+let contextWith extra = BlobStoreContext(GetEnvironmentVariable = envWith extra)
+
+/// The registry every test shares: the shipped plugins plus the test plugins, nothing from the environment.
+let registry =
+    lazy (
+        let o = PluginDiscoveryOptions(UseDefaultDirectory = false, UsePluginPathVariable = false)
+        o.Directories.Add pluginsDir
+        o.Directories.Add testPluginsDir
+        StorageProviderRegistry.Discover o)
+
+let openStore (location: string) = registry.Value.Open(location, context ())
+
+let run (t: Threading.Tasks.Task<'a>) = t.GetAwaiter().GetResult()
+
+let runUnit (t: Threading.Tasks.Task) = t.GetAwaiter().GetResult()
+
+/// A TimeProvider whose clock the test moves.
+type ManualTime(start: DateTimeOffset) =
+    inherit TimeProvider()
+    let mutable now = start
+    member _.Advance(d: TimeSpan) = now <- now + d
+    override _.GetUtcNow() = now
