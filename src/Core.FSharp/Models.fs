@@ -8,42 +8,50 @@ module Models =
 
     /// Kingman coalescent, block-counting state: a_i = number of lineages subtending i samples.
     /// With `rate = None` it has one parameter θ = the pair-coalescence rate (base 0, coef [count]).
+    /// Written straight against the GraphBuilder (the same worklist as Builder.fromCallback) with a
+    /// scratch state and no allocation per transition, because n = 50 has three million of them.
     let coalescent (n: int) (rate: float option) : Graph =
         if n < 2 then Fail.format "coalescent needs n ≥ 2 samples (got n = %d)" n
-        let paramLength = if rate.IsSome then 0 else 1
         rate |> Option.iter (fun r -> if not (Double.IsFinite r) || r <= 0.0 then Fail.format "rate must be a positive finite number (got %g)" r)
-        let weight (count: float) (target: int[]) =
-            match rate with
-            | Some r -> Transition.Constant(target, count * r)
-            | None -> Transition.Parameterized(target, 0.0, [| count |])
+        let paramLength = if rate.IsSome then 0 else 1
+        let b = GraphBuilder(n, paramLength, false)
         let start = Array.zeroCreate n
         start.[0] <- n
-        Builder.fromCallback n paramLength false [ Transition.Constant(start, 1.0) ] (fun a ->
-            let lineages = Array.sum a
-            if lineages <= 1 then Seq.empty
-            else
-                let result = ResizeArray<Transition>()
-                // Only classes with lineages can merge: a state has few of them (≤ √(2n)), so
-                // looping over those pairs instead of all n² keeps n = 50 fast.
-                let occupied = ResizeArray<int>()
-                for i in 0 .. n - 1 do
-                    if a.[i] > 0 then occupied.Add i
-                for x in 0 .. occupied.Count - 1 do
-                    let i = occupied.[x]
-                    for y in x .. occupied.Count - 1 do
-                        let j = occupied.[y]
-                        if i + j + 1 < n then
-                            let count =
-                                if i = j then float a.[i] * float (a.[i] - 1) / 2.0
-                                else float a.[i] * float a.[j]
-                            if count > 0.0 then
-                                let next = Array.copy a
-                                next.[i] <- next.[i] - 1
-                                next.[j] <- next.[j] - 1
-                                next.[i + j + 1] <- next.[i + j + 1] + 1
-                                result.Add(weight count next)
-                // the last merge (two lineages into the MRCA) lands on a_n = 1: absorbing
-                result :> seq<_>)
+        b.AddStartEdge(b.FindOrCreate start, 1.0)
+        let next = Array.zeroCreate n
+        let coef = Array.zeroCreate paramLength
+        let occupied = Array.zeroCreate n
+        let mutable v = 1
+        while v < b.VertexCount do
+            let a = b.StateView v
+            // Only classes with lineages can merge: a state has few of them (≤ √(2n)).
+            let mutable k = 0
+            for i in 0 .. n - 1 do
+                if a.[i] > 0 then
+                    occupied.[k] <- i
+                    k <- k + 1
+            for x in 0 .. k - 1 do
+                let i = occupied.[x]
+                for y in x .. k - 1 do
+                    let j = occupied.[y]
+                    if i + j + 1 < n then
+                        let count =
+                            if i = j then float a.[i] * float (a.[i] - 1) / 2.0
+                            else float a.[i] * float a.[j]
+                        if count > 0.0 then
+                            Array.blit a 0 next 0 n
+                            next.[i] <- next.[i] - 1
+                            next.[j] <- next.[j] - 1
+                            next.[i + j + 1] <- next.[i + j + 1] + 1
+                            let target = b.FindOrCreate next
+                            match rate with
+                            | Some r -> b.AddEdge(v, target, count * r, coef)
+                            | None ->
+                                coef.[0] <- count
+                                b.AddEdge(v, target, 0.0, coef)
+            // the last merge (two lineages into the MRCA) lands on a_n = 1: absorbing
+            v <- v + 1
+        b.Build()
 
     let private checkRate name (r: float) =
         if not (Double.IsFinite r) || r <= 0.0 then Fail.format "%s must be a positive finite number (got %g)" name r
