@@ -243,7 +243,11 @@ public class TraceRecordBenchmarks
     [Benchmark]
     public byte[] Encode() => TraceEncoding.encode(_trace);
 
-    /// <summary>Strict decoding of that encoding for the model's key (the work of a cache hit, besides reading).</summary>
+    /// <summary>Strict decoding of that encoding for the model's key, rebuilding the model from the payload (a trace file).</summary>
     [Benchmark]
     public Trace DecodeFor() => TraceEncoding.decodeFor(_key, _encoded);
+
+    /// <summary>Strict decoding onto the model the caller holds (what the trace store does on a cache hit, besides reading).</summary>
+    [Benchmark]
+    public Trace DecodeForModel() => TraceEncoding.decodeForModel(_graph, _encoded);
 }

@@ -231,7 +231,7 @@ public sealed class TraceStore : IAsyncDisposable, IDisposable
         Trace trace;
         try
         {
-            trace = TraceEncoding.decodeFor(key, result.Payload);
+            trace = TraceEncoding.decodeForModel(model, result.Payload);
         }
         catch (PtdException e)
         {
