@@ -59,40 +59,48 @@ module internal Poisson =
             let x = float k
             Math.Exp(-stirlingError x - deviance x mu) / Math.Sqrt(2.0 * Math.PI * x)
 
-    /// The window of jump counts for μ ≥ 0 with both tails below tolerance/2. Tail bounds are
-    /// geometric: beyond the mode the ratio of neighbouring weights only shrinks outwards. Two
-    /// passes (find the ends, then fill) so that no list grows per weight.
+    /// The ends [lo, hi] of the window of jump counts for μ > 0 whose two tails are each below
+    /// tolerance/2, and the weight at the mode (so that callers need not recompute it). Tail
+    /// bounds are geometric: beyond the mode the ratio of neighbouring weights only shrinks
+    /// outwards.
+    let bounds (mu: float) (tolerance: float) : struct (int * int * float) =
+        if mu > float maxSteps then
+            Fail.format
+                "Λ·t = %g needs more than %d uniformization steps; rescale time or rates (or use a smaller time)"
+                mu maxSteps
+        let half = tolerance / 2.0
+        let mode = int (Math.Floor mu)
+        let wMode = weight mode mu
+        // Right end R: Σ_{j>R} w_j ≤ w_R·r/(1−r) < tol/2 with r = μ/(R+1) < 1 past the mode.
+        let mutable hi = mode
+        let mutable w = wMode
+        let mutable go = true
+        while go do
+            let r = mu / float (hi + 1)
+            if w * r < half * (1.0 - r) || w = 0.0 then go <- false
+            else
+                hi <- hi + 1
+                w <- w * r
+        // Left end L: Σ_{j<L} w_j ≤ w_L·ρ/(1−ρ) < tol/2 with ρ = L/μ (< 1 below the mean).
+        let mutable lo = mode
+        w <- wMode
+        go <- mode > 0
+        while go do
+            let rho = float lo / mu
+            if (rho < 1.0 && w * rho < half * (1.0 - rho)) || w = 0.0 then go <- false
+            else
+                w <- w * rho
+                lo <- lo - 1
+                if lo = 0 then go <- false
+        struct (lo, hi, wMode)
+
+    /// The window of jump counts for μ ≥ 0 with both tails below tolerance/2. Two passes (find
+    /// the ends, then fill) so that no list grows per weight.
     let window (mu: float) (tolerance: float) : PoissonWindow =
         if mu = 0.0 then { First = 0; Weights = [| 1.0 |] }
         else
-            if mu > float maxSteps then
-                Fail.format
-                    "Λ·t = %g needs more than %d uniformization steps; rescale time or rates (or use a smaller time)"
-                    mu maxSteps
-            let half = tolerance / 2.0
+            let struct (lo, hi, wMode) = bounds mu tolerance
             let mode = int (Math.Floor mu)
-            let wMode = weight mode mu
-            // Right end R: Σ_{j>R} w_j ≤ w_R·r/(1−r) < tol/2 with r = μ/(R+1) < 1 past the mode.
-            let mutable hi = mode
-            let mutable w = wMode
-            let mutable go = true
-            while go do
-                let r = mu / float (hi + 1)
-                if w * r < half * (1.0 - r) || w = 0.0 then go <- false
-                else
-                    hi <- hi + 1
-                    w <- w * r
-            // Left end L: Σ_{j<L} w_j ≤ w_L·ρ/(1−ρ) < tol/2 with ρ = L/μ (< 1 below the mean).
-            let mutable lo = mode
-            w <- wMode
-            go <- mode > 0
-            while go do
-                let rho = float lo / mu
-                if (rho < 1.0 && w * rho < half * (1.0 - rho)) || w = 0.0 then go <- false
-                else
-                    w <- w * rho
-                    lo <- lo - 1
-                    if lo = 0 then go <- false
             let weights = Array.zeroCreate (hi - lo + 1)
             let m = mode - lo
             weights.[m] <- wMode

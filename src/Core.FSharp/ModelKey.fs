@@ -63,8 +63,23 @@ type internal ByteWriter(capacity: int) =
         BinaryPrimitives.WriteInt64LittleEndian(Span<byte>(buf, len, 8), BitConverter.DoubleToInt64Bits x)
         len <- len + 8
 
+    /// Many i32s: a block copy on little-endian machines (all .NET targets), else one by one.
+    member w.I32s(xs: int[]) =
+        if BitConverter.IsLittleEndian then w.Bytes(Runtime.InteropServices.MemoryMarshal.AsBytes(ReadOnlySpan<int>(xs)))
+        else for x in xs do w.I32 x
+
+    /// Many doubles with their exact bits (see F64Bits).
+    member w.F64sBits(xs: float[]) =
+        if BitConverter.IsLittleEndian then w.Bytes(Runtime.InteropServices.MemoryMarshal.AsBytes(ReadOnlySpan<float>(xs)))
+        else for x in xs do w.F64Bits x
+
+    /// Appends the SHA-256 of everything written so far.
+    member w.AppendSha256() =
+        let digest = Security.Cryptography.SHA256.HashData(ReadOnlySpan<byte>(buf, 0, len))
+        w.Bytes(ReadOnlySpan<byte>(digest))
+
     member _.Length = len
-    member _.ToArray() = Array.sub buf 0 len
+    member _.ToArray() = if len = buf.Length then buf else Array.sub buf 0 len
 
 /// The structural key of a model (algorithms.md §7, issue 3 §4): SHA-256 over a canonical,
 /// versioned byte encoding of everything the trace embeds. Two models get the same key exactly
@@ -92,12 +107,18 @@ module ModelKey =
             if v > 0 then
                 for x in g.States.[v] do w.I32 x
             let e0 = g.EdgeStart v
-            let edges = [| e0 .. g.EdgeEnd v - 1 |]
-            // Graphs from the builder are already sorted by target; sort anyway (stable), so the
-            // key never depends on how the edges happened to be stored.
-            let edges = edges |> Array.sortBy (fun e -> g.Targets.[e])
-            w.U32 edges.Length
-            for e in edges do
+            let e1 = g.EdgeEnd v
+            let mutable sorted = true
+            for e in e0 + 1 .. e1 - 1 do
+                if g.Targets.[e] < g.Targets.[e - 1] then sorted <- false
+            // Graphs from the builder are already sorted by target; sort anyway (stable) when not,
+            // so the key never depends on how the edges happened to be stored.
+            let edges =
+                if sorted then null
+                else [| e0 .. e1 - 1 |] |> Array.sortBy (fun e -> g.Targets.[e])
+            w.U32(e1 - e0)
+            for j in 0 .. e1 - e0 - 1 do
+                let e = if sorted then e0 + j else edges.[j]
                 w.U32 g.Targets.[e]
                 w.F64 g.Bases.[e]
                 for k in 0 .. p - 1 do w.F64 g.Coefs.[e * p + k]

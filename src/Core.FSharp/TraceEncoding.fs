@@ -8,18 +8,20 @@ open System.Security.Cryptography
 /// length first, and every declared count is checked against the bytes that would back it before
 /// anything is allocated, so a hostile count can neither allocate nor loop beyond the input.
 [<Sealed>]
-type internal ByteReader(data: byte[], source: string) =
+type internal ByteReader(data: byte[], length: int, source: string) =
     let mutable pos = 0
 
+    new(data: byte[], source: string) = ByteReader(data, data.Length, source)
+
     member _.Position = pos
-    member _.Remaining = data.Length - pos
+    member _.Remaining = length - pos
 
     member r.Fail(what: string, detail: string) : 'a =
         Fail.format "%s: %s at byte %d: %s" source what pos detail
 
     member r.Need(n: int64, what: string) =
-        if n < 0L || n > int64 (data.Length - pos) then
-            r.Fail(what, sprintf "the data is truncated (%d byte(s) needed, %d left)" n (data.Length - pos))
+        if n < 0L || n > int64 (length - pos) then
+            r.Fail(what, sprintf "the data is truncated (%d byte(s) needed, %d left)" n (length - pos))
 
     member r.Span(n: int, what: string) : ReadOnlySpan<byte> =
         r.Need(int64 n, what)
@@ -42,21 +44,55 @@ type internal ByteReader(data: byte[], source: string) =
     member r.F64(what: string) : float =
         BitConverter.Int64BitsToDouble(BinaryPrimitives.ReadInt64LittleEndian(r.Span(8, what)))
 
+    /// Unchecked reads for hot loops whose bytes a single `Need` has already vouched for.
+    member internal _.I32Unchecked() : int =
+        let x = BinaryPrimitives.ReadInt32LittleEndian(ReadOnlySpan<byte>(data, pos, 4))
+        pos <- pos + 4
+        x
+
+    member internal _.F64Unchecked() : float =
+        let x = BitConverter.Int64BitsToDouble(BinaryPrimitives.ReadInt64LittleEndian(ReadOnlySpan<byte>(data, pos, 8)))
+        pos <- pos + 8
+        x
+
     /// A count of items of `itemBytes` bytes each that must all still be in the input.
     member r.Count(what: string, itemBytes: int64) : int =
         let n = r.I32 what
         if n < 0 then r.Fail(what, sprintf "count %d is negative (or above 2^31)" n)
-        if int64 n * itemBytes > int64 (data.Length - pos) then
-            r.Fail(what, sprintf "count %d needs %d byte(s) but only %d are left (corrupt or truncated)" n (int64 n * itemBytes) (data.Length - pos))
+        if int64 n * itemBytes > int64 (length - pos) then
+            r.Fail(what, sprintf "count %d needs %d byte(s) but only %d are left (corrupt or truncated)" n (int64 n * itemBytes) (length - pos))
         n
 
+    /// `Count` for item `index` of a list; the message (formatted only on failure) names it.
+    member r.CountOf(what: string, index: int, itemBytes: int64) : int =
+        let n = BinaryPrimitives.ReadInt32LittleEndian(r.Span(4, what))
+        if n < 0 then r.Fail(sprintf "%s %d" what index, sprintf "count %d is negative (or above 2^31)" n)
+        if int64 n * itemBytes > int64 (length - pos) then
+            r.Fail(sprintf "%s %d" what index,
+                   sprintf "count %d needs %d byte(s) but only %d are left (corrupt or truncated)" n (int64 n * itemBytes) (length - pos))
+        n
+
+    // Bulk reads: one bounds check, then a block copy (the format is little-endian, like every
+    // machine .NET runs on; a big-endian one takes the element loop).
     member r.I32s(n: int, what: string) : int[] =
         r.Need(int64 n * 4L, what)
-        Array.init n (fun _ -> r.I32 what)
+        let result = Array.zeroCreate n
+        if BitConverter.IsLittleEndian then
+            ReadOnlySpan<byte>(data, pos, n * 4).CopyTo(Runtime.InteropServices.MemoryMarshal.AsBytes(Span<int>(result)))
+            pos <- pos + n * 4
+        else
+            for i in 0 .. n - 1 do result.[i] <- r.I32Unchecked()
+        result
 
     member r.F64s(n: int, what: string) : float[] =
         r.Need(int64 n * 8L, what)
-        Array.init n (fun _ -> r.F64 what)
+        let result = Array.zeroCreate n
+        if BitConverter.IsLittleEndian then
+            ReadOnlySpan<byte>(data, pos, n * 8).CopyTo(Runtime.InteropServices.MemoryMarshal.AsBytes(Span<float>(result)))
+            pos <- pos + n * 8
+        else
+            for i in 0 .. n - 1 do result.[i] <- r.F64Unchecked()
+        result
 
 /// The parts a trace is assembled from after decoding (binary or JSON), validated in one place.
 type internal TraceParts =
@@ -184,15 +220,16 @@ module TraceEncoding =
         let v = r.Count("vertex count", 4L) // every vertex has at least its 4-byte degree
         let vertices =
             Array.init v (fun i ->
-                let state = if i = 0 then [||] else r.I32s(l, sprintf "state of vertex %d" i)
-                let deg = r.Count(sprintf "out-degree of vertex %d" i, 12L + 8L * int64 pc)
+                let state = if i = 0 then [||] else r.I32s(l, "vertex state")
+                // CountOf has checked that all deg edges are in the input: read them unchecked.
+                let deg = r.CountOf("out-degree of vertex", i, 12L + 8L * int64 pc)
                 let targets = Array.zeroCreate deg
                 let bases = Array.zeroCreate deg
                 let coefs = Array.zeroCreate (deg * pc)
                 for j in 0 .. deg - 1 do
-                    targets.[j] <- r.I32(sprintf "edge target of vertex %d" i)
-                    bases.[j] <- r.F64(sprintf "edge base of vertex %d" i)
-                    for k in 0 .. pc - 1 do coefs.[j * pc + k] <- r.F64(sprintf "edge coefficient of vertex %d" i)
+                    targets.[j] <- r.I32Unchecked()
+                    bases.[j] <- r.F64Unchecked()
+                    for k in 0 .. pc - 1 do coefs.[j * pc + k] <- r.F64Unchecked()
                 { State = state; Targets = targets; Bases = bases; Coefs = coefs })
         buildModel "trace model" discrete l pc vertices
 
@@ -203,7 +240,7 @@ module TraceEncoding =
     let encode (t: Trace) : byte[] =
         let p = t.Program
         let model = ModelKey.canonicalBytes t.Graph
-        let w = ByteWriter(model.Length + 64 + p.OpCount * 9 + p.Constants.Length * 8 + p.DotRows.Length * 8 + p.Operands.Length * 4 + t.CommandCount * 12 + (t.EdgeCount + t.VertexCount) * 4)
+        let w = ByteWriter(model.Length + 64 + p.OpCount * 9 + p.Constants.Length * 8 + p.DotRows.Length * 8 + p.Operands.Length * 4 + t.CommandCount * 12 + (t.EdgeCount + t.VertexCount) * 4 + 32)
         w.Bytes(ReadOnlySpan<byte>(Text.Encoding.ASCII.GetBytes Magic))
         w.U32 Trace.FormatRevision
         w.U32 model.Length
@@ -213,24 +250,27 @@ module TraceEncoding =
         w.U32 p.Constants.Length
         w.U32 p.DotRows.Length
         w.U32 p.Operands.Length
-        for k in p.Kinds do w.U8(byte k)
-        for x in p.A do w.I32 x
-        for x in p.B do w.I32 x
+        w.Bytes(Runtime.InteropServices.MemoryMarshal.AsBytes(ReadOnlySpan<OpKind>(p.Kinds)))
+        w.I32s p.A
+        w.I32s p.B
         // Program constants keep their exact bits (the evaluation must not change).
-        for x in p.Constants do w.F64Bits x
-        for x in p.DotRows do w.F64Bits x
-        for x in p.Operands do w.I32 x
+        w.F64sBits p.Constants
+        w.F64sBits p.DotRows
+        w.I32s p.Operands
         w.U32 t.CommandCount
         for c in 0 .. t.CommandCount - 1 do
             w.I32 t.CmdFrom.[c]
             w.I32 t.CmdTo.[c]
             w.I32 t.CmdMult.[c]
-        for x in t.EdgeWeight do w.I32 x
-        for x in t.VertexRate do w.I32 x
-        let body = w.ToArray()
-        Array.append body (SHA256.HashData body)
+        w.I32s t.EdgeWeight
+        w.I32s t.VertexRate
+        w.AppendSha256()
+        w.ToArray()
 
-    let private decodeChecked (data: byte[]) : Trace =
+    /// The trace and its model key (the stored key, verified against the canonical model bytes).
+    /// With `expected` = Some model, the model section must be byte-for-byte the canonical encoding
+    /// of that model, and the trace is assembled on it instead of a graph rebuilt from the payload.
+    let private decodeChecked (expected: Graph option) (data: byte[]) : Trace * TraceKey =
         let source = "trace"
         let r = ByteReader(data, source)
         let magic = r.Span(Magic.Length, "magic").ToArray()
@@ -245,19 +285,31 @@ module TraceEncoding =
         if not (stored.SequenceEqual(ReadOnlySpan<byte>(SHA256.HashData body))) then
             Fail.format "%s: checksum mismatch: the file is corrupt or truncated (SHA-256 of the %d bytes before the last 32 differs from the stored one)" source body.Length
         // From here on read only the body (the checksum must not be parsed as data).
-        let r = ByteReader(Array.sub data 0 (data.Length - sha256Length), source)
+        let r = ByteReader(data, data.Length - sha256Length, source)
         r.Skip(Magic.Length + 4, "header")
         let modelLength = r.Count("model length", 1L)
         let modelStart = r.Position
-        let g = readModel r
+        let g =
+            match expected with
+            | None -> readModel r
+            | Some m ->
+                // The requested model's canonical bytes must be exactly the payload's model
+                // section: then the payload's model IS this model, and rebuilding it is moot.
+                let canonical = ModelKey.canonicalBytes m
+                let section = r.Span(modelLength, "model")
+                if not (section.SequenceEqual(ReadOnlySpan<byte>(canonical))) then
+                    Fail.format "the trace was recorded for model %s, not for the requested model %s"
+                        (ModelKey.hex (SHA256.HashData section)) (ModelKey.hex (SHA256.HashData canonical))
+                m
         if r.Position - modelStart <> modelLength then
             r.Fail("model", sprintf "the model section declares %d bytes but its content spans %d" modelLength (r.Position - modelStart))
         let model = ReadOnlySpan<byte>(data, modelStart, modelLength)
         let key = r.Span(sha256Length, "model key")
+        let keyHex = ModelKey.hex (key.ToArray())
         if not (key.SequenceEqual(ReadOnlySpan<byte>(SHA256.HashData model))) then
             r.Fail("model key", "the stored key is not the SHA-256 of the model section")
         // The model bytes must be the canonical ones (e.g. no −0.0), or the key would lie.
-        if not (ReadOnlySpan<byte>(ModelKey.canonicalBytes g).SequenceEqual model) then
+        if expected.IsNone && not (ReadOnlySpan<byte>(ModelKey.canonicalBytes g).SequenceEqual model) then
             r.Fail("model", "the model section is not in canonical form")
         let ops = r.Count("op count", 9L)
         let nConst = r.Count("constant count", 8L)
@@ -273,21 +325,22 @@ module TraceEncoding =
         let cf = Array.zeroCreate cmds
         let ct = Array.zeroCreate cmds
         let cm = Array.zeroCreate cmds
-        for c in 0 .. cmds - 1 do
-            cf.[c] <- r.I32 "command"
-            ct.[c] <- r.I32 "command"
-            cm.[c] <- r.I32 "command"
+        for c in 0 .. cmds - 1 do // Count checked that every command is in the input
+            cf.[c] <- r.I32Unchecked()
+            ct.[c] <- r.I32Unchecked()
+            cm.[c] <- r.I32Unchecked()
         let ew = r.I32s(g.EdgeCount, "edge weight outputs")
         let vr = r.I32s(g.VertexCount, "vertex rate outputs")
         if r.Remaining <> 0 then r.Fail("end", sprintf "%d unexpected byte(s) after the trace" r.Remaining)
-        assemble source
-            { Graph = g; Kinds = kinds; A = a; B = b; Constants = consts; DotRows = rows; Operands = operands
-              CmdFrom = cf; CmdTo = ct; CmdMult = cm; EdgeWeight = ew; VertexRate = vr }
+        let t =
+            assemble source
+                { Graph = g; Kinds = kinds; A = a; B = b; Constants = consts; DotRows = rows; Operands = operands
+                  CmdFrom = cf; CmdTo = ct; CmdMult = cm; EdgeWeight = ew; VertexRate = vr }
+        t, TraceKey keyHex
 
-    /// Decodes a binary trace. Every failure is a `PtdException` naming the field and byte offset.
-    let decode (data: byte[]) : Trace =
+    let private decodeWithKey (expected: Graph option) (data: byte[]) : Trace * TraceKey =
         if isNull data then Fail.withMessage "trace data must not be null"
-        try decodeChecked data
+        try decodeChecked expected data
         with
         | :? PtdException -> reraise ()
         // Defence in depth: a check we missed must still surface as a clear error, not a crash.
@@ -296,10 +349,22 @@ module TraceEncoding =
         | :? OverflowException as e ->
             raise (PtdException(sprintf "trace: malformed data (%s: %s)" (e.GetType().Name) e.Message, e))
 
-    /// Decodes a trace and checks that it was recorded for the model with key `expected`.
+    /// Decodes a binary trace. Every failure is a `PtdException` naming the field and byte offset.
+    let decode (data: byte[]) : Trace = fst (decodeWithKey None data)
+
+    /// Decodes a trace and checks that it was recorded for the model with key `expected`. (The
+    /// decoder has verified that the stored key is the SHA-256 of the canonical model bytes, so
+    /// the key need not be recomputed.)
     let decodeFor (expected: TraceKey) (data: byte[]) : Trace =
-        let t = decode data
-        let k = ModelKey.ofTrace t
+        let t, k = decodeWithKey None data
         if k <> expected then
             Fail.format "the trace was recorded for model %s, not for the requested model %s" k.Hex expected.Hex
         t
+
+    /// Decodes a trace of `model` (a cache hit: the caller holds the model it asked for). As strict
+    /// as `decodeFor` — the payload's model section must be exactly the canonical encoding of
+    /// `model`, so its key is `model`'s — but the trace is assembled on `model` itself instead of a
+    /// graph rebuilt from the payload, which saves most of the decoding time of large acyclic models.
+    let decodeForModel (model: Graph) (data: byte[]) : Trace =
+        if isNull model then Fail.withMessage "model must not be null"
+        fst (decodeWithKey (Some model) data)

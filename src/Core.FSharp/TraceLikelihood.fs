@@ -8,67 +8,6 @@ type LikelihoodResult =
     { LogLikelihood: float
       Gradient: float[] }
 
-/// Poisson probabilities accurate in the tails and for large means (Loader's saddle-point form,
-/// as in R's dpois): log Pois(k; μ) = −stirlerr(k) − bd0(k, μ) − ½ log(2πk), free of the
-/// cancellation of −μ + k log μ − log k! when k and μ are large.
-module internal LikelihoodPoisson =
-    let private halfLog2Pi = 0.5 * Math.Log(2.0 * Math.PI)
-
-    /// log k! − ((k + ½) log k − k + ½ log 2π), the error of Stirling's formula.
-    let stirlerr (k: int) =
-        let n = float k
-        if k <= 15 then
-            let mutable lf = 0.0
-            for i in 2 .. k do lf <- lf + Math.Log(float i)
-            lf - ((n + 0.5) * Math.Log n - n + halfLog2Pi)
-        else
-            let n2 = n * n
-            (1.0 / 12.0 - (1.0 / 360.0 - (1.0 / 1260.0 - (1.0 / 1680.0 - (1.0 / 1188.0) / n2) / n2) / n2) / n2) / n
-
-    /// k log(k/μ) + μ − k, computed without cancellation near k = μ.
-    let bd0 (k: float) (mu: float) =
-        if abs (k - mu) < 0.1 * (k + mu) then
-            let v = (k - mu) / (k + mu)
-            let mutable s = (k - mu) * v
-            let mutable ej = 2.0 * k * v
-            let v2 = v * v
-            let mutable j = 1
-            let mutable fin = false
-            while not fin do
-                ej <- ej * v2
-                let s1 = s + ej / float (2 * j + 1)
-                if s1 = s then fin <- true
-                s <- s1
-                j <- j + 1
-            s
-        else k * Math.Log(k / mu) + mu - k
-
-    /// Pois(k; μ) for μ > 0.
-    let pmf (k: int) (mu: float) =
-        if k = 0 then Math.Exp(-mu)
-        else Math.Exp(-stirlerr k - bd0 (float k) mu - 0.5 * Math.Log(2.0 * Math.PI * float k))
-
-    /// Terms below eps × the mode's term are dropped (the dropped mass is < ~1e-15).
-    let eps = 1e-17
-
-    /// The window [lo, hi] of k that carries the Poisson(μ) mass.
-    let window (mu: float) : int * int =
-        if mu <= 0.0 then 0, 0
-        else
-            let m = int (Math.Floor mu)
-            let pm = pmf m mu
-            let mutable p = pm
-            let mutable hi = m
-            while p >= eps * pm || float hi <= mu do
-                hi <- hi + 1
-                p <- p * mu / float hi
-            p <- pm
-            let mutable lo = m
-            while lo > 0 && p >= eps * pm do
-                p <- p * float lo / mu
-                lo <- lo - 1
-            lo, hi
-
 /// Log-likelihood of observed absorption times and its exact gradient, from an evaluated trace
 /// (the ORIGINAL chain's weights — no re-elimination). Continuous models: the exact
 /// uniformization sweep f(t) = Σ_k Pois(k; Λt) · α P^k s with P = I + S/Λ, all observations in
@@ -198,6 +137,9 @@ module TraceLikelihood =
                 next <- tmp
         v, dv
 
+    /// Poisson terms below eps × the mode's term are dropped (the dropped mass is < ~1e-15).
+    let private eps = 1e-17
+
     /// The sweep keeps a value per step (and per parameter): beyond this many steps an
     /// observation is out of reach of the exact sweep, and we say so rather than run for hours.
     [<Literal>]
@@ -247,7 +189,15 @@ module TraceLikelihood =
                 Fail.format
                     "observation t = %g with maximal exit rate Λ = %g needs about %.3g uniformization steps (Λt), more than the %d allowed; rescale time (or the rates) so that Λ·t is smaller"
                     tMax lambda muMax MaxSteps
-            let steps = 1 + (if nObs = 0 then 0 else snd (LikelihoodPoisson.window muMax))
+            // The sweep must reach every term an observation adds: its loop below adds terms
+            // until (and including) the first one under eps × its mode's. For the largest μ the
+            // window whose right tail is under eps × the mode's weight ends at hi, and term hi + 1
+            // is the first under the cut, so steps 0 .. hi + 1; smaller μ stop earlier.
+            let steps =
+                if nObs = 0 || muMax = 0.0 then 1
+                else
+                    let struct (_, hi, _) = Poisson.bounds muMax (2.0 * eps * Poisson.weight (int (Math.Floor muMax)) muMax)
+                    2 + hi
             let v, dv = sweep g c tc steps
             let d = tc.Length
             let f = Array.zeroCreate nObs
@@ -264,8 +214,8 @@ module TraceLikelihood =
                     // Σ_k Pois(k; μ) v_k from the mode outward, each Poisson weight by recurrence
                     // (one exp per observation), until the terms drop below eps × the mode's.
                     let m = min (int (Math.Floor mu)) (steps - 1)
-                    let pm = LikelihoodPoisson.pmf m mu
-                    let cut = LikelihoodPoisson.eps * pm
+                    let pm = Poisson.weight m mu
+                    let cut = eps * pm
                     let mutable s = pm * v.[m]
                     for j in 0 .. d - 1 do acc.[j] <- pm * dv.[j].[m]
                     let mutable p = pm

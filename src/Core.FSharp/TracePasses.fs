@@ -1,5 +1,8 @@
 namespace Ptd.Core
 
+open System
+open System.Collections.Generic
+
 /// Optimization passes, each a pure `Trace -> Trace`. All of them keep every output BIT-IDENTICAL
 /// to the unoptimized trace (not merely within 1e-14): CSE only shares ops with identical operands
 /// (operands of + and · sorted, which IEEE arithmetic does not notice), folding evaluates the same
@@ -73,3 +76,27 @@ module TracePasses =
     let optimize (t: Trace) : Trace =
         let folded = rebuild t true true (all t)
         dce folded
+
+    /// The share of a trace's ops that are edge-weight ops repeating an earlier one (equal Dot
+    /// row or constant, by bits): a cheap, linear predictor of what `optimize` saves, since
+    /// equal weights make equal rate sums, inverses and products downstream. Recording emits one
+    /// weight op per edge; the coalescent's edges share few distinct weights (n = 30: 48,298
+    /// edges, 88 distinct rows; `optimize` removes 82% of the ops), the rabbit models' elimination
+    /// arithmetic dwarfs their weights (rabbits3 R = 200: 1.8%; `optimize` removes 2%).
+    let duplicateWeightShare (t: Trace) : float =
+        let p = t.Program
+        let stride = p.ParamCount + 1
+        let rows = HashSet<struct (int * int)>(SliceComparer<float>((fun () -> p.DotRows), BitConverter.DoubleToInt64Bits))
+        let consts = HashSet<int64>()
+        let seen = Array.zeroCreate p.OpCount
+        let mutable duplicates = 0
+        for o in t.EdgeWeight do
+            if not seen.[o] then
+                seen.[o] <- true
+                let fresh =
+                    match p.Kinds.[o] with
+                    | OpKind.Dot -> rows.Add(struct (p.A.[o] * stride, stride))
+                    | OpKind.Const -> consts.Add(BitConverter.DoubleToInt64Bits p.Constants.[p.A.[o]])
+                    | _ -> true
+                if not fresh then duplicates <- duplicates + 1
+        float duplicates / float (max 1 p.OpCount)

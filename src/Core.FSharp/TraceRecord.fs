@@ -55,8 +55,13 @@ module Trace =
             let d = g.OutDegree v
             if d > 0 then
                 let isRate o =
-                    program.Kinds.[o] = OpKind.Sum && program.B.[o] = d
-                    && Seq.forall (fun j -> program.Operands.[program.A.[o] + j] = weights.[g.EdgeStart v + j]) (seq { 0 .. d - 1 })
+                    if program.Kinds.[o] <> OpKind.Sum || program.B.[o] <> d then false
+                    else
+                        let first = program.A.[o]
+                        let e0 = g.EdgeStart v
+                        let mutable j = 0
+                        while j < d && program.Operands.[first + j] = weights.[e0 + j] do j <- j + 1
+                        j = d
                 let inv = if i < cmds.From.Length && cmds.From.[i] = v && cmds.To.[i] = v then cmds.Mult.[i] else -1
                 rates.[v] <-
                     if inv >= 0 && program.Kinds.[inv] = OpKind.Inv && isRate program.A.[inv] then program.A.[inv]

@@ -188,6 +188,30 @@ let binaryTests =
             Expect.throwsT<PtdException> (fun () -> TraceEncoding.decodeFor (ModelKey.compute (Models.rabbits3 3)) bytes |> ignore) "other model"
         }
 
+        test "decodeForModel assembles on the caller's model, equals decode, and refuses other models" {
+            let bytes = smallBytes.Value
+            let model = Models.rabbits3 2
+            let t = TraceEncoding.decodeForModel model bytes
+            Expect.isTrue (obj.ReferenceEquals(t.Model, model)) "the caller's graph is reused"
+            Expect.equal (TraceEncoding.encode t) bytes "same trace as decode"
+            // Same structure, one coefficient changed: another key, refused.
+            let b = GraphBuilder(model.StateLength, model.ParamLength, model.IsDiscrete)
+            for v in 1 .. model.VertexCount - 1 do b.FindOrCreate(model.States.[v]) |> ignore
+            for v in 0 .. model.VertexCount - 1 do
+                for e in model.EdgeStart v .. model.EdgeEnd v - 1 do
+                    let coef = Array.init model.ParamLength (fun k -> model.Coefs.[e * model.ParamLength + k])
+                    if e = model.EdgeCount - 1 then coef.[0] <- coef.[0] + 1.0
+                    b.AddEdge(v, model.Targets.[e], model.Bases.[e], coef)
+            let other = b.Build()
+            let e = Expect.throwsC (fun () -> TraceEncoding.decodeForModel other bytes |> ignore) id
+            Expect.stringContains e.Message "not for the requested model" "message"
+            Expect.throwsT<PtdException> (fun () -> TraceEncoding.decodeForModel (Models.rabbits3 3) bytes |> ignore) "other size"
+            // Damage is still caught before the model comparison.
+            let damaged = Array.copy bytes
+            damaged.[damaged.Length / 2] <- damaged.[damaged.Length / 2] ^^^ 1uy
+            Expect.throwsT<PtdException> (fun () -> TraceEncoding.decodeForModel model damaged |> ignore) "checksum"
+        }
+
         test "every truncation fails with a PtdException" {
             let bytes = smallBytes.Value
             for n in 0 .. bytes.Length - 1 do

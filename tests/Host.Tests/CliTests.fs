@@ -155,7 +155,7 @@ let tests =
         }
         test "--verbose reports stages on stderr, results stay on stdout" {
             let r = run [ "moments"; "coalescent:n=8"; "--theta"; "1"; "--json"; "--verbose" ] |> ok
-            Expect.stringContains r.Err "eliminate" "stage timing"
+            Expect.stringContains r.Err "trace" "stage timing"
             json r.Out |> ignore
         }
     ]

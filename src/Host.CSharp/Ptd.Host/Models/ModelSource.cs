@@ -7,7 +7,7 @@ public static class ModelSource
 {
     /// <summary>
     /// Loads a model: a built-in spec such as <c>coalescent:n=10</c> or <c>rabbits:R=500</c>, or a path
-    /// to a model file (<c>ptd-graph/1</c> or <c>ptd-matrix/1</c> JSON).
+    /// to a model file (<c>ptd-graph/1</c> or <c>ptd-matrix/1</c> JSON), or to a trace file (its model).
     /// </summary>
     /// <exception cref="PtdException">The spec or file is invalid; the message says where and why.</exception>
     public static Graph Load(string source)
@@ -24,6 +24,8 @@ public static class ModelSource
             throw new PtdException(
                 $"model '{source}' is neither a file nor a built-in model spec.{hint} Give a path to a model file (see docs/model-format.md) or a spec like coalescent:n=10.");
         }
+        if (Traces.TraceFile.Detect(source) is not null)
+            return Traces.TraceFile.Load(source).Trace.Model;
         string text;
         try
         {
