@@ -44,6 +44,11 @@ internal sealed partial class TieredArtifactCache : IArtifactCache
 
     internal System.Diagnostics.Metrics.Meter Meter => _metrics.Meter;
 
+    /// <summary>The run-time tiers, for <see cref="CacheManager"/> (which works on the stores directly).</summary>
+    internal IReadOnlyList<CacheTier> RuntimeTiers => _tiers;
+
+    internal ArtifactCacheOptions Options => _options;
+
     public async Task<CacheResult> GetOrCreateAsync(ArtifactKind kind, string key, Func<CancellationToken, Task<byte[]>> factory, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(kind);
@@ -154,6 +159,17 @@ internal sealed partial class TieredArtifactCache : IArtifactCache
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 Log($"cache tier {t.Name} ({t.DisplayName}): closing failed: {Describe(e)}");
+            }
+        }
+        if (_options.StatisticsLedger is { } ledger)
+        {
+            try
+            {
+                ledger.Add(_metrics.Snapshot(), Log);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                Log($"cache statistics were not persisted: {Describe(e)}");
             }
         }
         _metrics.Dispose();
