@@ -24,7 +24,7 @@ let private prepare (spec: string) (revision: int) =
     let g = ModelSpec.build spec
     let key = (ModelKey.compute g).Hex
     let sk = $"trace/r{revision}/g1/{key}"
-    let payload = TraceEncoding.encode (TraceModule.record g)
+    let payload = TraceEncoding.encode (Trace.record g)
     let envelope = CacheEnvelope.Encode(ArtifactKind("trace", revision), sk, "Ptd.Host/test", ReadOnlySpan payload)
     { StorageKey = sk; Key = key; Payload = payload; Envelope = envelope; Revision = revision }
 
@@ -70,7 +70,7 @@ let private refused (reason: string) (members: Site -> TarEntry list) () =
     Expect.isFalse (File.Exists(Path.Combine(s.Home, "evil"))) "no file escaped the cache directory"
     Expect.isFalse (File.Exists "/tmp/ptd-evil-absolute") "no file was written at the absolute path"
 
-let private valid = lazy (prepare "coalescent:n=5" TraceModule.FormatRevision)
+let private valid = lazy (prepare "coalescent:n=5" Trace.FormatRevision)
 
 let private withManifest (entries: Prepared list) (rest: TarEntry list) =
     file CacheArchive.ManifestName (manifestBytes (entries |> List.map entryOf)) :: rest
@@ -85,13 +85,13 @@ let tests =
             writeArchive archive (withManifest [ p ] [ file ("entries/" + p.StorageKey) p.Envelope ])
             let r = s.Expect 0 [ "cache"; "import"; archive; "--json" ]
             Expect.equal ((json r.Out).GetProperty("imported").GetInt64()) 1L "one entry imported"
-            use store = openStore s
+            let store = openStore s
             Expect.equal (getBytes store p.StorageKey) (Some p.Envelope) "stored byte for byte under its key"
 
         testCase "a foreign format revision is refused, the current entry beside it is imported" <| fun () ->
             let s = site ()
             let p = valid.Value
-            let future = prepare "erlang:k=2" (TraceModule.FormatRevision + 1)
+            let future = prepare "erlang:k=2" (Trace.FormatRevision + 1)
             let archive = Path.Combine(s.Home, "mixed.tar.gz")
             writeArchive archive (withManifest [ p; future ] [ file ("entries/" + p.StorageKey) p.Envelope; file ("entries/" + future.StorageKey) future.Envelope ])
             let r = s.Expect 1 [ "cache"; "import"; archive; "--json" ]
@@ -100,7 +100,7 @@ let tests =
             let refusal = j.GetProperty("refused").EnumerateArray() |> Seq.exactlyOne
             Expect.equal (refusal.GetProperty("storageKey").GetString()) future.StorageKey "the future revision is refused"
             Expect.stringContains (refusal.GetProperty("reason").GetString()) "foreign format revision" "as foreign"
-            use store = openStore s
+            let store = openStore s
             Expect.equal (keysOf store) (set [ p.StorageKey ]) "only the current entry is in the cache"
 
         testCase "a tampered envelope (manifest hash differs) is refused" <| fun () ->
@@ -112,7 +112,7 @@ let tests =
             writeArchive archive (withManifest [ p ] [ file ("entries/" + p.StorageKey) tampered ])
             let r = s.Expect 1 [ "cache"; "import"; archive ]
             Expect.stringContains r.Out "SHA-256 differs" "the refusal says why"
-            use store = openStore s
+            let store = openStore s
             Expect.isEmpty (keysOf store) "nothing imported"
 
         testCase "../ in a member name" (refused "'..' segment" (fun _ ->

@@ -18,7 +18,7 @@ let private graphOf (spec: string) = ModelSpec.build spec
 
 let private keyOf (spec: string) = (ModelKey.compute (graphOf spec)).Hex
 
-let private storageKey (hex: string) = $"trace/r{TraceModule.FormatRevision}/g1/{hex}"
+let private storageKey (hex: string) = $"trace/r{Trace.FormatRevision}/g1/{hex}"
 
 let private str (e: JsonElement) (name: string) = e.GetProperty(name).GetString()
 
@@ -43,7 +43,7 @@ let private walkThrough (site: Site) =
         let r = site.Expect code ("cache" :: args)
         outputs.Add r
         r
-    use store = openStore site
+    let store = openStore site
     let expected = models |> List.map (fun m -> m, keyOf m) |> Map.ofList
     let traceKeys = expected |> Map.toList |> List.map (snd >> storageKey) |> Set.ofList
 
@@ -90,9 +90,11 @@ let private walkThrough (site: Site) =
     Expect.equal (keysOf store) (Set.remove erlang traceKeys) "it is really gone, the others are not"
 
     // A version bump: entries of another revision and generation are stale, never read as current, vacuumed.
-    let futureKey = $"trace/r{TraceModule.FormatRevision + 7}/g1/{expected.[\"erlang:k=3\"]}"
-    put store futureKey (CacheEnvelope.Encode(ArtifactKind("trace", TraceModule.FormatRevision + 7), futureKey, "Ptd.Host/99", ReadOnlySpan("not a trace of this revision"B)))
-    let oldGen = $"trace/r{TraceModule.FormatRevision}/g0/{expected.[\"rabbits:R=5\"]}"
+    let erlangHex = expected.["erlang:k=3"]
+    let rabbitsHex = expected.["rabbits:R=5"]
+    let futureKey = $"trace/r{Trace.FormatRevision + 7}/g1/{erlangHex}"
+    put store futureKey (CacheEnvelope.Encode(ArtifactKind("trace", Trace.FormatRevision + 7), futureKey, "Ptd.Host/99", ReadOnlySpan("not a trace of this revision"B)))
+    let oldGen = $"trace/r{Trace.FormatRevision}/g0/{rabbitsHex}"
     put store oldGen [| 0uy; 1uy; 2uy |]
     put store "notes/readme" "a file that is not a cache entry"B
     let st = (arr (json (ptd 0 [ "status"; "--json" ]).Out) "tiers").Head
@@ -128,7 +130,7 @@ let private walkThrough (site: Site) =
     let mirror = "file://" + mirrorDir
     let sy = json (ptd 0 [ "sync"; "--from"; site.Location; "--to"; mirror; "--json" ]).Out
     Expect.equal (num sy "copied", num sy "alreadyPresent") (3L, 0L) "three copied"
-    use mirrorStore = openStore { site with Location = mirror; Env = [] }
+    let mirrorStore = openStore { site with Location = mirror; Env = [] }
     for k, bytes in before do
         Expect.equal (getBytes mirrorStore k) (Some bytes) $"{k} copied byte for byte"
     let sy2 = json (ptd 0 [ "sync"; "--from"; site.Location; "--to"; mirror; "--json" ]).Out

@@ -33,7 +33,7 @@ let private managerOver (names: string list) =
 
 let private payload (n: int) (seed: int) = Array.init n (fun i -> byte ((i * 31 + seed) % 251))
 
-let private set (m: CacheManager) (key: string) (bytes: byte[]) = run (m.Cache.SetAsync(trace, key, ReadOnlyMemory bytes)) |> ignore
+let private setEntry (m: CacheManager) (key: string) (bytes: byte[]) = run (m.Cache.SetAsync(trace, key, ReadOnlyMemory bytes)) |> ignore
 
 let private storedKeys (s: MemoryBlobStore) = keysOf s
 
@@ -46,11 +46,11 @@ let tests =
             let m, stores, time = managerOver [ "mem" ]
             use _ = { new IDisposable with member _.Dispose() = m.DisposeAsync().AsTask().Wait() }
             let store = stores.Head
-            set m "aa01" (payload 1000 1)
+            setEntry m "aa01" (payload 1000 1)
             time.Advance(TimeSpan.FromHours 1.0)
-            set m "aa02" (payload 1000 2)
+            setEntry m "aa02" (payload 1000 2)
             time.Advance(TimeSpan.FromHours 1.0)
-            set m "aa03" (payload 1000 3)
+            setEntry m "aa03" (payload 1000 3)
             time.Advance(TimeSpan.FromHours 1.0)
             // Reading aa01 makes it the most recently used: aa02 is now the oldest.
             let! hit = m.Cache.TryGetAsync(trace, "aa01")
@@ -70,9 +70,9 @@ let tests =
         testT "vacuum --max-age removes entries unused for longer than the limit; --dry-run removes nothing" <| fun () -> task {
             let m, stores, time = managerOver [ "mem" ]
             use _ = { new IDisposable with member _.Dispose() = m.DisposeAsync().AsTask().Wait() }
-            set m "bb01" (payload 100 1)
+            setEntry m "bb01" (payload 100 1)
             time.Advance(TimeSpan.FromDays 10.0)
-            set m "bb02" (payload 100 2)
+            setEntry m "bb02" (payload 100 2)
             time.Advance(TimeSpan.FromDays 5.0)
             let! dry = m.VacuumAsync(VacuumOptions(MaxAge = Nullable(TimeSpan.FromDays 7.0), DryRun = true))
             Expect.equal dry.EntriesRemoved 1L "a dry run says one entry would go"
@@ -86,7 +86,7 @@ let tests =
             let m, stores, _ = managerOver [ "mem" ]
             use _ = { new IDisposable with member _.Dispose() = m.DisposeAsync().AsTask().Wait() }
             let store = stores.Head
-            set m "cc01" (payload 64 1)
+            setEntry m "cc01" (payload 64 1)
             // A "future" revision of the same entry and an old generation, written by another build.
             let future = CacheEnvelope.Encode(ArtifactKind("trace", 99), "trace/r99/g1/cc02", "Ptd.Host/9.9", ReadOnlySpan(payload 64 2))
             put store "trace/r99/g1/cc02" future
@@ -109,7 +109,7 @@ let tests =
             let m, stores, _ = managerOver [ "mem" ]
             use _ = { new IDisposable with member _.Dispose() = m.DisposeAsync().AsTask().Wait() }
             let store = stores.Head
-            for i in 1 .. 4 do set m (sprintf "dd0%d" i) (payload 500 i)
+            for i in 1 .. 4 do setEntry m (sprintf "dd0%d" i) (payload 500 i)
             let good = (getBytes store "trace/r1/g1/dd01").Value
             let flipped = Array.copy (getBytes store "trace/r1/g1/dd02").Value
             flipped.[flipped.Length - 10] <- flipped.[flipped.Length - 10] ^^^ 0x40uy

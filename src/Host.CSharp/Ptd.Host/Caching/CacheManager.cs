@@ -16,7 +16,7 @@ namespace Ptd.Host.Caching;
 /// <para>Unlike the cache's read path, management calls report store failures instead of hiding them: a tier that
 /// cannot be listed shows up in the report's problems.</para>
 /// </remarks>
-public sealed partial class CacheManager : IAsyncDisposable
+public sealed partial class CacheManager : IAsyncDisposable, IDisposable
 {
     private static readonly TimeSpan ListingTimeout = TimeSpan.FromMinutes(5);
 
@@ -212,6 +212,9 @@ public sealed partial class CacheManager : IAsyncDisposable
         }
         return details.ToArray();
     }
+
+    /// <summary>Synchronous <see cref="DisposeAsync"/>, for containers that dispose synchronously.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     /// <summary>Disposes the cache if the manager owns it, and the stores it opened for other locations.</summary>
     /// <returns>A task.</returns>

@@ -5,7 +5,7 @@ using Ptd.Storage;
 namespace Ptd.Host.Caching;
 
 /// <summary>The <see cref="IArtifactCache"/> implementation: lookup, single flight, back-fill and write-through.</summary>
-internal sealed partial class TieredArtifactCache : IArtifactCache
+internal sealed partial class TieredArtifactCache : IArtifactCache, IDisposable
 {
     private readonly CacheTier[] _tiers;
     private readonly ArtifactCacheOptions _options;
@@ -135,6 +135,9 @@ internal sealed partial class TieredArtifactCache : IArtifactCache
     public CacheStatistics GetStatistics() => _metrics.Snapshot();
 
     public void ResetStatistics() => _metrics.Reset();
+
+    // For containers that dispose synchronously (a ServiceProvider in a using block).
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     public async ValueTask DisposeAsync()
     {
