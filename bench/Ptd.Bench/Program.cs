@@ -3,10 +3,13 @@ using Ptd.Bench;
 
 // `dotnet run -c Release --project bench/Ptd.Bench -- scale [name]` runs the scale harness (each target
 // in a fresh process: wall time and peak memory); anything else goes to BenchmarkDotNet's switcher
-// (e.g. `-- --filter '*Distribution*'`).
+// (e.g. `-- --filter '*Distribution*'`, `-- --filter '*LocalHit*' '*HitVersusRecord*'`).
 if (args.Length > 0 && args[0] == "scale")
     return ScaleHarness.Run(args.Skip(1).ToArray());
 if (args.Length > 0 && args[0] == "scale-child")
     return ScaleHarness.Child(args[1]);
+// `-- remote`: the loopback remote-hit benchmarks with Azurite, moto and s3rver started (and stopped) here.
+if (args.Length > 0 && args[0] == "remote")
+    return RemoteHarness.Run(args.Skip(1).ToArray());
 BenchmarkSwitcher.FromAssembly(typeof(ScaleHarness).Assembly).Run(args);
 return 0;

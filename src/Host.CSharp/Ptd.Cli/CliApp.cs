@@ -20,6 +20,7 @@ public static class CliApp
         new PmfCommand(), new SampleCommand(),
         new TraceCommand(),
         new LoglikCommand(),
+        new Commands.Cache.CacheCommand(),
     ];
 
     /// <summary>Runs the command line and returns the process exit code.</summary>

@@ -78,7 +78,8 @@ public static class ArtifactCache
     /// <summary>
     /// Builds a cache configured by the environment (<c>PTD_CACHE</c>, <c>PTD_CACHE_CONFIG</c> or
     /// <c>~/.ptd/cache.json</c>, <c>PTD_CACHE_DIR</c>) with plugins discovered next to the application and on
-    /// <c>PTD_PLUGIN_PATH</c>. See docs/configuration.md.
+    /// <c>PTD_PLUGIN_PATH</c>; its counters are added to the ledger named by <c>PTD_CACHE_STATS</c> when it is
+    /// disposed (see <see cref="CacheStatisticsLedger"/>). See docs/configuration.md.
     /// </summary>
     /// <param name="getEnvironmentVariable">Reads variables (null: the process environment).</param>
     /// <param name="registry">The storage providers (null: discover them).</param>
@@ -92,6 +93,7 @@ public static class ArtifactCache
         var options = CacheConfiguration.FromEnvironment(getEnvironmentVariable);
         options.MeterFactory = meterFactory;
         options.Log = log;
+        options.StatisticsLedger = CacheStatisticsLedger.FromEnvironment(getEnvironmentVariable);
         return Create(options, registry);
     }
 

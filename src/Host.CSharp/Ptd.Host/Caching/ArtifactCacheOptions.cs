@@ -91,6 +91,13 @@ public sealed class ArtifactCacheOptions
     /// <summary>Receives diagnostic messages (tier failures, rejected entries). Messages never contain credentials.</summary>
     public Action<string>? Log { get; set; }
 
+    /// <summary>
+    /// Where the cache adds its counters when it is disposed, so that they outlive the process (<c>ptd cache stats</c>);
+    /// null (the default) keeps them in memory only. <see cref="ArtifactCache.FromEnvironment"/> sets it from
+    /// <c>PTD_CACHE_STATS</c>.
+    /// </summary>
+    public CacheStatisticsLedger? StatisticsLedger { get; set; }
+
     /// <summary>Services passed to storage providers (environment access).</summary>
     public BlobStoreContext StoreContext { get; set; } = BlobStoreContext.Default;
 

@@ -16,14 +16,20 @@ public sealed record ArtifactKind
     /// <exception cref="ArgumentException">The name or revision is invalid.</exception>
     public ArtifactKind(string name, int formatRevision)
     {
-        if (string.IsNullOrEmpty(name) || name.Length > MaxNameLength || !char.IsAsciiLetterLower(name[0]) ||
-            name.Any(c => !(char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-')))
+        if (!IsValidName(name))
             throw new ArgumentException($"artifact kind name '{name}' must be 1 to {MaxNameLength} characters of a-z, 0-9 and '-', starting with a letter", nameof(name));
         if (formatRevision < 0)
             throw new ArgumentException($"format revision of artifact kind '{name}' must be 0 or more, not {formatRevision}", nameof(formatRevision));
         Name = name;
         FormatRevision = formatRevision;
     }
+
+    /// <summary>Whether <paramref name="name"/> is a valid kind name (1 to 32 characters of a-z, 0-9 and '-', starting with a letter).</summary>
+    /// <param name="name">The candidate name.</param>
+    /// <returns>True when valid.</returns>
+    public static bool IsValidName(string? name) =>
+        !string.IsNullOrEmpty(name) && name.Length <= MaxNameLength && char.IsAsciiLetterLower(name[0]) &&
+        name.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-');
 
     /// <summary>The kind name, e.g. <c>trace</c>.</summary>
     public string Name { get; }

@@ -71,7 +71,11 @@ public enum EnvelopeRejectReason
 /// <param name="PayloadLength">The payload length after decompression.</param>
 /// <param name="StoredLength">The length of the stored (possibly compressed) bytes.</param>
 public sealed record EnvelopeHeader(int EnvelopeVersion, string Kind, int FormatRevision, string ProducerVersion, string Key,
-    CacheCompression Compression, long PayloadLength, long StoredLength);
+    CacheCompression Compression, long PayloadLength, long StoredLength)
+{
+    /// <summary>The recorded SHA-256 of the payload, lowercase hex (what export manifests quote).</summary>
+    public string PayloadSha256 { get; init; } = "";
+}
 
 /// <summary>The outcome of <see cref="CacheEnvelope.Decode"/>.</summary>
 public sealed class EnvelopeReadResult
@@ -221,7 +225,10 @@ public static class CacheEnvelope
         if (envelope[11] != 0 || payloadLength < 0 || storedLength < 0)
             return EnvelopeReadResult.Reject(EnvelopeRejectReason.HeaderCorrupt, "a header field is out of range");
         var compression = (CacheCompression)compressionByte;
-        var header = new EnvelopeHeader(version, strings[0], revision, strings[2], strings[1], compression, payloadLength, storedLength);
+        var header = new EnvelopeHeader(version, strings[0], revision, strings[2], strings[1], compression, payloadLength, storedLength)
+        {
+            PayloadSha256 = Convert.ToHexStringLower(envelope.Slice(32, HashLength)),
+        };
         if (header.Kind != expectedKind.Name)
             return EnvelopeReadResult.Reject(EnvelopeRejectReason.KindMismatch, $"holds kind '{header.Kind}', expected '{expectedKind.Name}'", header);
         if (revision != expectedKind.FormatRevision)
@@ -255,6 +262,24 @@ public static class CacheEnvelope
         if (!payloadHash.SequenceEqual(envelope.Slice(32, HashLength)))
             return EnvelopeReadResult.Reject(EnvelopeRejectReason.HashMismatch, "the payload's SHA-256 does not match the recorded one", header);
         return EnvelopeReadResult.Valid(payload, header);
+    }
+
+    /// <summary>
+    /// Verifies an envelope against the storage key it was found under: the kind and format revision are taken from
+    /// the key's layout (<see cref="CacheKeyLayout"/>), so a misplaced, foreign or damaged entry is rejected.
+    /// Used by management tools that look at entries of every revision (<c>ptd cache verify</c>).
+    /// </summary>
+    /// <param name="envelope">The stored bytes.</param>
+    /// <param name="storageKey">The full storage key, e.g. <c>trace/r1/g1/9f86…</c>.</param>
+    /// <param name="maxPayloadBytes">The largest payload accepted.</param>
+    /// <returns>The payload and header, or the reason for rejecting it.</returns>
+    public static EnvelopeReadResult Verify(ReadOnlySpan<byte> envelope, string storageKey, long maxPayloadBytes)
+    {
+        ArgumentNullException.ThrowIfNull(storageKey);
+        if (!Ptd.Storage.BlobKey.TryParse(storageKey, out var key) || !CacheKeyLayout.TryParse(key!, out var kindName, out var revision, out _) ||
+            !ArtifactKind.IsValidName(kindName))
+            return EnvelopeReadResult.Reject(EnvelopeRejectReason.KeyMismatch, $"'{storageKey}' does not have the cache key layout kind/rN/gN/key");
+        return Decode(envelope, new ArtifactKind(kindName, revision), storageKey, maxPayloadBytes);
     }
 
     private static byte[] Utf8(string s, string what)

@@ -5,7 +5,7 @@ using Ptd.Storage;
 namespace Ptd.Host.Caching;
 
 /// <summary>The <see cref="IArtifactCache"/> implementation: lookup, single flight, back-fill and write-through.</summary>
-internal sealed partial class TieredArtifactCache : IArtifactCache
+internal sealed partial class TieredArtifactCache : IArtifactCache, IDisposable
 {
     private readonly CacheTier[] _tiers;
     private readonly ArtifactCacheOptions _options;
@@ -43,6 +43,11 @@ internal sealed partial class TieredArtifactCache : IArtifactCache
     public IReadOnlyList<string> Warnings => _warnings;
 
     internal System.Diagnostics.Metrics.Meter Meter => _metrics.Meter;
+
+    /// <summary>The run-time tiers, for <see cref="CacheManager"/> (which works on the stores directly).</summary>
+    internal IReadOnlyList<CacheTier> RuntimeTiers => _tiers;
+
+    internal ArtifactCacheOptions Options => _options;
 
     public async Task<CacheResult> GetOrCreateAsync(ArtifactKind kind, string key, Func<CancellationToken, Task<byte[]>> factory, CancellationToken cancellationToken = default)
     {
@@ -131,6 +136,9 @@ internal sealed partial class TieredArtifactCache : IArtifactCache
 
     public void ResetStatistics() => _metrics.Reset();
 
+    // For containers that dispose synchronously (a ServiceProvider in a using block).
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
@@ -154,6 +162,17 @@ internal sealed partial class TieredArtifactCache : IArtifactCache
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 Log($"cache tier {t.Name} ({t.DisplayName}): closing failed: {Describe(e)}");
+            }
+        }
+        if (_options.StatisticsLedger is { } ledger)
+        {
+            try
+            {
+                ledger.Add(_metrics.Snapshot(), Log);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                Log($"cache statistics were not persisted: {Describe(e)}");
             }
         }
         _metrics.Dispose();

@@ -1,0 +1,4 @@
+module Ptd.Cache.Tests.Main
+
+[<EntryPoint>]
+let main argv = Ptd.Tests.TestMain.run argv
