@@ -165,7 +165,13 @@ let test (extra: string list) =
     let mutable failed = 0
     let mutable ignored = 0
     try
-        let env = dotnetEnv @ (emulators |> List.collect (fun e -> e.Env))
+        // Isolation: no suite may read or write the user's ~/.ptd (suites that test the cache
+        // pass their own directories).
+        let isolation =
+            [ "PTD_CACHE_DIR", Path.Combine(workDir, "cache")
+              "PTD_CACHE_STATS", "off"
+              "PTD_CACHE_CONFIG", "" ]
+        let env = dotnetEnv @ isolation @ (emulators |> List.collect (fun e -> e.Env))
         for proj in testProjects () do
             let name = Path.GetFileNameWithoutExtension proj
             let summary = Path.Combine(workDir, name + ".summary")

@@ -24,13 +24,24 @@ let ptdDll =
 
 type Result = { Code: int; Out: string; Err: string }
 
-/// Runs `ptd args` with an optional working directory and extra environment.
+/// A cache directory private to this test run, so that the suite never reads or writes the
+/// user's ~/.ptd (tests that care about the cache pass their own PTD_CACHE_DIR).
+let private isolatedCache =
+    let d = Path.Combine(Path.GetTempPath(), "ptd-tests", "cache-" + Guid.NewGuid().ToString("N"))
+    Directory.CreateDirectory d |> ignore
+    d
+
+/// Runs `ptd args` with an optional working directory and extra environment (applied after the
+/// isolation defaults: a private cache directory, no statistics ledger, no config file).
 let runIn (cwd: string) (env: (string * string) list) (args: string list) =
     let psi = ProcessStartInfo("dotnet", ptdDll :: args)
     psi.RedirectStandardOutput <- true
     psi.RedirectStandardError <- true
     psi.UseShellExecute <- false
     psi.WorkingDirectory <- cwd
+    psi.Environment.["PTD_CACHE_DIR"] <- isolatedCache
+    psi.Environment.["PTD_CACHE_STATS"] <- "off"
+    psi.Environment.["PTD_CACHE_CONFIG"] <- ""
     for k, v in env do psi.Environment.[k] <- v
     use p = Process.Start psi
     let out = p.StandardOutput.ReadToEndAsync()
