@@ -546,9 +546,11 @@ public sealed class LikelihoodKernel
         var dv = ws.DV;
         var acc = ws.Acc;
         var exps = ws.Exponents;
+        var logFactorial = ws.LogFactorial;
+        double logMu = Math.Log(mu);
         double top = double.NegativeInfinity;
         for (int k = 0; k < steps; k++)
-            if (v[k] > 0) top = Math.Max(top, LogPoisson(k, mu) + Math.Log(v[k]) + exps[k] * Ln2);
+            if (v[k] > 0) top = Math.Max(top, LogPoisson(k, mu, logMu, logFactorial) + Math.Log(v[k]) + exps[k] * Ln2);
         for (int j = 0; j < p; j++) acc[j] = 0.0;
         if (double.IsNegativeInfinity(top))
         {
@@ -560,7 +562,7 @@ public sealed class LikelihoodKernel
         for (int k = 0; k < steps; k++)
         {
             if (v[k] == 0 && !AnyTangent(dv, k, p)) continue;
-            double f = Math.Exp(LogPoisson(k, mu) + exps[k] * Ln2 - top);
+            double f = Math.Exp(LogPoisson(k, mu, logMu, logFactorial) + exps[k] * Ln2 - top);
             s += f * v[k];
             for (int j = 0; j < p; j++) acc[j] += f * dv[k * p + j];
         }
@@ -587,6 +589,9 @@ public sealed class LikelihoodKernel
 
     private static double LogPoisson(int k, double mu) =>
         k == 0 ? -mu : -PoissonTerms.StirlingError(k) - PoissonTerms.Bd0(k, mu) - 0.5 * Math.Log(2.0 * Math.PI * k);
+
+    /// <summary>log Pois(k; μ) = k log μ − μ − log k! from a table (absolute error ~1e-16·k log μ: ample for the tail path).</summary>
+    private static double LogPoisson(int k, double mu, double logMu, double[] logFactorial) => k * logMu - mu - logFactorial[k];
 }
 
 /// <summary>One thread's buffers for <see cref="LikelihoodKernel"/> (sized once, grown with the sweep length).</summary>
@@ -619,6 +624,7 @@ internal sealed class LikelihoodWorkspace
         PrefixLog2 = [];
         MassLog2 = [];
         InvK = [];
+        LogFactorial = [];
     }
 
     public double[] W { get; }
@@ -648,6 +654,9 @@ internal sealed class LikelihoodWorkspace
     public int[] MassLog2 { get; private set; }
     public double[] InvK { get; private set; }
 
+    /// <summary>log k! for k ≤ the buffer size (the tail path's Poisson weights).</summary>
+    public double[] LogFactorial { get; private set; }
+
     /// <summary>Grows the per-step buffers to hold <paramref name="steps"/> steps (never shrinks).</summary>
     public void EnsureSteps(int steps)
     {
@@ -661,5 +670,8 @@ internal sealed class LikelihoodWorkspace
         var invK = new double[size + 1];
         for (int k = 1; k <= size; k++) invK[k] = 1.0 / k;
         InvK = invK;
+        var logFactorial = new double[size + 1];
+        for (int k = 2; k <= size; k++) logFactorial[k] = logFactorial[k - 1] + Math.Log(k);
+        LogFactorial = logFactorial;
     }
 }
