@@ -12,25 +12,27 @@ let coreLoglik (g: Graph) (theta: float[]) (data: float[]) =
     let r = TraceLikelihood.logLikelihoodWithGradient (trace g) theta data
     r.LogLikelihood, r.Gradient
 
-let expectBitIdentical name (g: Graph) (thetas: float[] list) (data: float[]) =
+/// The kernel runs the core's algorithm with the window sums reassociated (SIMD): equal to rounding.
+let expectAsCore name (g: Graph) (thetas: float[] list) (data: float[]) =
     let kernel = likelihoodKernel g
     for theta in thetas do
         let ll, grad = kernelLoglik kernel theta data
         let cll, cgrad = coreLoglik g theta data
-        if bits ll <> bits cll then failtestf "%s θ=%A: log-likelihood %.17g, core %.17g" name theta ll cll
+        if relErr ll cll > 1e-12 then failtestf "%s θ=%A: log-likelihood %.17g, core %.17g" name theta ll cll
         for j in 0 .. grad.Length - 1 do
-            if bits grad.[j] <> bits cgrad.[j] then failtestf "%s θ=%A: ∂/∂θ%d %.17g, core %.17g" name theta j grad.[j] cgrad.[j]
+            if abs (grad.[j] - cgrad.[j]) > 1e-10 * (1.0 + abs cgrad.[j]) then
+                failtestf "%s θ=%A: ∂/∂θ%d %.17g, core %.17g" name theta j grad.[j] cgrad.[j]
 
 [<Tests>]
 let tests =
     testList "kernel" [
-        test "likelihood and gradient are bit-identical to the core's TraceLikelihood" {
+        test "likelihood and gradient agree with the core's TraceLikelihood (to rounding)" {
             let coal = Models.coalescent 10 None
-            expectBitIdentical "coalescent n=10" coal [ [| 0.8 |]; [| 1.0 |]; [| 1.7 |] ] (simulate coal [| 1.0 |] 300 11)
+            expectAsCore "coalescent n=10" coal [ [| 0.8 |]; [| 1.0 |]; [| 1.7 |] ] (simulate coal [| 1.0 |] 300 11)
             let two = Models.twoDeme 3
-            expectBitIdentical "twodeme n=3" two [ [| 1.0; 0.4 |]; [| 0.6; 1.3 |] ] (simulate two [| 1.0; 0.5 |] 200 12)
+            expectAsCore "twodeme n=3" two [ [| 1.0; 0.4 |]; [| 0.6; 1.3 |] ] (simulate two [| 1.0; 0.5 |] 200 12)
             let disc = discreteModel ()
-            expectBitIdentical "discrete" disc [ [| 0.5; 0.6 |]; [| 0.2; 0.9 |] ] (simulate disc [| 0.5; 0.6 |] 200 13)
+            expectAsCore "discrete" disc [ [| 0.5; 0.6 |]; [| 0.2; 0.9 |] ] (simulate disc [| 0.5; 0.6 |] 200 13)
         }
 
         test "closed forms: exponential and the n = 3 coalescent (hypoexponential)" {

@@ -18,6 +18,8 @@ public static class CliApp
     [
         new DemoCommand(), new ModelCommand(), new InfoCommand(), new MomentsCommand(), new PdfCommand(),
         new PmfCommand(), new SampleCommand(),
+        new SimulateCommand(),
+        new InferCommand(),
     ];
 
     /// <summary>Runs the command line and returns the process exit code.</summary>

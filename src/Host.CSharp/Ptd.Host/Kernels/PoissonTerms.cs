@@ -1,11 +1,10 @@
 namespace Ptd.Host.Kernels;
 
 /// <summary>
-/// The Poisson weights of the uniformization sum, operation for operation the core's
-/// (TraceLikelihood's Loader saddle-point form, as in R's dpois), so that a kernel's likelihood is
-/// bit-identical to <c>TraceLikelihood.logLikelihoodWithGradient</c>. The core keeps these
-/// internal; a change there must be mirrored here and the generator revision bumped (the
-/// bit-identity test in tests/Inference.Tests fails until it is).
+/// The Poisson weights of the uniformization sum as the core computes them (TraceLikelihood's
+/// Loader saddle-point form, as in R's dpois, and its window rule), so that a kernel sums over
+/// exactly the core's window. The core keeps these internal; a change there must be mirrored here
+/// and the generator revision bumped (the agreement test in tests/Inference.Tests catches a drift).
 /// </summary>
 internal static class PoissonTerms
 {
