@@ -105,6 +105,23 @@ let tests =
                 Expect.equal (bits g1.[2 * i + 1]) (bits gi.[1]) "gradient alone"
         }
 
+        test "phasic's central differences (an option, for comparison) agree with the exact gradient" {
+            let g = Models.twoDeme 3
+            let data = observations (simulate g [| 1.0; 0.5 |] 150 22)
+            let kernel = likelihoodKernel g
+            let theta = [| 0.9; 0.7; 1.2; 0.4 |]
+            let run (m: GradientMethod) =
+                let target = TraceLogDensity(kernel, data, LikelihoodOptions(Gradient = m)) :> Ptd.Host.Svgd.ILogDensity
+                let lp = Array.zeroCreate 2
+                let gr = Array.zeroCreate 4
+                target.LogDensityAndGradient(ReadOnlySpan theta, Span lp, Span gr)
+                lp, gr
+            let lpE, gE = run GradientMethod.Exact
+            let lpF, gF = run GradientMethod.CentralDifferences
+            Expect.sequenceEqual (Array.map bits lpF) (Array.map bits lpE) "the value-only path gives the same log-likelihood"
+            for i in 0 .. 3 do Expect.isLessThan (relErr gF.[i] gE.[i]) 1e-5 (sprintf "∂[%d]: FD %.10g exact %.10g" i gF.[i] gE.[i])
+        }
+
         test "an observation of density 0 stops with the file, line, particle and θ — never a NaN" {
             let g = Models.coalescent 4 None
             let data = ObservationFile.Parse("0.7\n1.2\n0\n", "times.txt")

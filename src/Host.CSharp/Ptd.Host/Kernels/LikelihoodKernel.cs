@@ -156,10 +156,11 @@ public sealed class LikelihoodKernel
     /// <paramref name="epsilon"/> &gt; 0: phasic's log(f + ε) compatibility mode).
     /// </summary>
     internal double Evaluate(ReadOnlySpan<double> theta, LikelihoodData data, LikelihoodWorkspace ws, Span<double> grad,
-        double epsilon, out int zeroObservation)
+        double epsilon, out int zeroObservation, bool gradient = true)
     {
         zeroObservation = -1;
-        int t = _t, p = _p;
+        // Without a gradient every tangent loop runs over 0 parameters.
+        int t = _t, p = gradient ? _p : 0;
         var plan = _plan;
         Weights(theta, ws);
         var w = ws.W;
@@ -194,7 +195,7 @@ public sealed class LikelihoodKernel
             for (int c = 0; c < _ce; c++) tp[j * _ce + c] = _dw[j * _e + _ceEdge[c]] / scale;
             for (int i = 0; i < t; i++) tstay[j * t + i] = -_dl[j * t + i] / scale;
         }
-        double defect = InitialDistribution(ws);
+        double defect = InitialDistribution(ws, p);
 
         int steps;
         if (plan.Discrete)
@@ -212,7 +213,7 @@ public sealed class LikelihoodKernel
             steps = 1 + (data.Count == 0 ? 0 : PoissonTerms.WindowHigh(muMax));
         }
         ws.EnsureSteps(steps);
-        bool scaled = Sweep(ws, steps);
+        bool scaled = Sweep(ws, steps, p);
 
         var acc = ws.Acc;
         double ll = 0.0;
@@ -257,12 +258,12 @@ public sealed class LikelihoodKernel
                 {
                     int m = Math.Min((int)Math.Floor(mu), steps - 1);
                     exponent = exps[m];
-                    s = PoissonSum(ws, steps, m, mu, scaled, maxExit, out bool resolved);
+                    s = PoissonSum(ws, steps, m, mu, scaled, maxExit, p, out bool resolved);
                     if (!resolved)
                     {
                         // Far in a tail: the window around the Poisson mode misses the terms
                         // that carry f. Sum every step in log space instead.
-                        logF = LogSpaceSum(ws, steps, mu, maxExit, data, i, theta);
+                        logF = LogSpaceSum(ws, steps, mu, maxExit, p, data, i, theta);
                         s = 1.0;
                         exponent = 0;
                     }
@@ -349,9 +350,9 @@ public sealed class LikelihoodKernel
     }
 
     /// <summary>α and the defect from the start edges, and their tangents d(w/W) = (dw − (w/W)·dW)/W.</summary>
-    private double InitialDistribution(LikelihoodWorkspace ws)
+    private double InitialDistribution(LikelihoodWorkspace ws, int p)
     {
-        int t = _t, p = _p;
+        int t = _t;
         var targets = _plan.StartTarget;
         var w = ws.WStart;
         var alpha = ws.Alpha;
@@ -389,9 +390,9 @@ public sealed class LikelihoodKernel
     /// v_k = π_k·s and its tangents for k &lt; steps (π_0 = α, π_{k+1} = π_k P). Returns true when
     /// some step was rescaled (v_k is then stored as v_k · 2^−Exponents[k]).
     /// </summary>
-    private bool Sweep(LikelihoodWorkspace ws, int steps)
+    private bool Sweep(LikelihoodWorkspace ws, int steps, int p)
     {
-        int t = _t, p = _p, ce = _ce;
+        int t = _t, ce = _ce;
         var pi = ws.Pi;
         var next = ws.Next;
         var dpi = ws.DPi;
@@ -492,9 +493,8 @@ public sealed class LikelihoodKernel
     /// exceed 1e-9 of the sum (an observation far in a tail, where the core's absolute
     /// truncation is no longer a relative one).
     /// </summary>
-    private double PoissonSum(LikelihoodWorkspace ws, int steps, int m, double mu, bool scaled, double maxExit, out bool resolved)
+    private double PoissonSum(LikelihoodWorkspace ws, int steps, int m, double mu, bool scaled, double maxExit, int p, out bool resolved)
     {
-        int p = _p;
         var v = ws.V;
         var dv = ws.DV;
         int stride = v.Length;
@@ -576,9 +576,8 @@ public sealed class LikelihoodKernel
     /// exponents added, terms combined relative to the largest. Slow (a few logs per step); used
     /// only for observations far in a tail.
     /// </summary>
-    private double LogSpaceSum(LikelihoodWorkspace ws, int steps, double mu, double maxExit, LikelihoodData data, int index, ReadOnlySpan<double> theta)
+    private double LogSpaceSum(LikelihoodWorkspace ws, int steps, double mu, double maxExit, int p, LikelihoodData data, int index, ReadOnlySpan<double> theta)
     {
-        int p = _p;
         var v = ws.V;
         var dv = ws.DV;
         var acc = ws.Acc;

@@ -3,6 +3,16 @@ using Ptd.Host.Svgd;
 
 namespace Ptd.Host.Kernels;
 
+/// <summary>How <see cref="TraceLogDensity"/> obtains ∂ log L/∂θ.</summary>
+public enum GradientMethod
+{
+    /// <summary>Exact: forward-mode tangents through the sweep (one evaluation per particle).</summary>
+    Exact,
+
+    /// <summary>Central finite differences with step 1e-7·max(1, |θ_j|) (phasic's method; 1 + 2d value-only evaluations).</summary>
+    CentralDifferences,
+}
+
 /// <summary>Settings of a <see cref="TraceLogDensity"/>.</summary>
 public sealed record LikelihoodOptions
 {
@@ -13,6 +23,14 @@ public sealed record LikelihoodOptions
     /// </summary>
     public double Epsilon { get; init; }
 
+    /// <summary>
+    /// How the gradient is computed. <see cref="GradientMethod.Exact"/> (default): forward-mode
+    /// autodiff through the sweep. <see cref="GradientMethod.CentralDifferences"/>: phasic's
+    /// method (step 1e-7 relative, 2·d extra value-only evaluations per particle) — a test oracle
+    /// and a baseline for comparison, not for inference.
+    /// </summary>
+    public GradientMethod Gradient { get; init; } = GradientMethod.Exact;
+
     /// <summary>Threads across particles (−1 = all cores, else ≥ 1). Results do not depend on it.</summary>
     public int MaxDegreeOfParallelism { get; init; } = -1;
 
@@ -20,6 +38,8 @@ public sealed record LikelihoodOptions
     {
         if (!(Epsilon >= 0) || !double.IsFinite(Epsilon))
             throw new ArgumentException($"LikelihoodOptions.Epsilon is {Epsilon}; it must be a finite number ≥ 0 (0 = exact).", nameof(Epsilon));
+        if (!Enum.IsDefined(Gradient))
+            throw new ArgumentException($"LikelihoodOptions.Gradient is {Gradient}, not a known method.", nameof(Gradient));
         if (MaxDegreeOfParallelism != -1 && MaxDegreeOfParallelism < 1)
             throw new ArgumentException($"LikelihoodOptions.MaxDegreeOfParallelism is {MaxDegreeOfParallelism}; use −1 (all cores) or a positive count.", nameof(MaxDegreeOfParallelism));
     }
@@ -96,13 +116,17 @@ public sealed class TraceLogDensity : ILogDensity
         var errors = new Exception?[n];
         var zero = new int[n];
         double epsilon = _options.Epsilon;
+        bool finiteDifferences = _options.Gradient == GradientMethod.CentralDifferences;
         var kernel = Kernel;
         var data = _data;
         void One(int p, LikelihoodWorkspace ws)
         {
             try
             {
-                logp[p] = kernel.Evaluate(theta.AsSpan(p * d, d), data, ws, grad.AsSpan(p * d, d), epsilon, out zero[p]);
+                if (finiteDifferences)
+                    logp[p] = CentralDifferences(kernel, theta.AsSpan(p * d, d), data, ws, grad.AsSpan(p * d, d), epsilon, out zero[p]);
+                else
+                    logp[p] = kernel.Evaluate(theta.AsSpan(p * d, d), data, ws, grad.AsSpan(p * d, d), epsilon, out zero[p]);
             }
             catch (PtdException ex)
             {
@@ -132,5 +156,26 @@ public sealed class TraceLogDensity : ILogDensity
         }
         logp.CopyTo(logDensity);
         grad.CopyTo(gradient);
+    }
+
+    /// <summary>phasic's gradient: (log L(θ + h e_j) − log L(θ − h e_j)) / 2h, h = 1e-7·max(1, |θ_j|).</summary>
+    private static double CentralDifferences(LikelihoodKernel kernel, ReadOnlySpan<double> theta, LikelihoodData data, LikelihoodWorkspace ws,
+        Span<double> grad, double epsilon, out int zero)
+    {
+        Span<double> none = stackalloc double[0];
+        double value = kernel.Evaluate(theta, data, ws, none, epsilon, out zero, gradient: false);
+        if (zero >= 0) return value;
+        Span<double> shifted = stackalloc double[theta.Length];
+        for (int j = 0; j < theta.Length; j++)
+        {
+            double h = 1e-7 * Math.Max(1.0, Math.Abs(theta[j]));
+            theta.CopyTo(shifted);
+            shifted[j] = theta[j] + h;
+            double plus = kernel.Evaluate(shifted, data, ws, none, epsilon, out _, gradient: false);
+            shifted[j] = theta[j] - h;
+            double minus = kernel.Evaluate(shifted, data, ws, none, epsilon, out _, gradient: false);
+            grad[j] = (plus - minus) / (2 * h);
+        }
+        return value;
     }
 }
