@@ -11,5 +11,10 @@ if (args.Length > 0 && args[0] == "scale-child")
 // `-- remote`: the loopback remote-hit benchmarks with Azurite, moto and s3rver started (and stopped) here.
 if (args.Length > 0 && args[0] == "remote")
     return RemoteHarness.Run(args.Skip(1).ToArray());
+// `-- kernels [scenario]`: time to the first SVGD iteration in fresh processes, cold vs warm caches.
+if (args.Length > 0 && args[0] == "kernels")
+    return KernelHarness.Run(args.Skip(1).ToArray());
+if (args.Length > 0 && args[0] == "kernels-child")
+    return KernelHarness.Child(args[1], args[2]);
 BenchmarkSwitcher.FromAssembly(typeof(ScaleHarness).Assembly).Run(args);
 return 0;

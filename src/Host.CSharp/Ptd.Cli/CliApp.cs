@@ -21,6 +21,8 @@ public static class CliApp
         new TraceCommand(),
         new LoglikCommand(),
         new Commands.Cache.CacheCommand(),
+        new SimulateCommand(),
+        new InferCommand(),
     ];
 
     /// <summary>Runs the command line and returns the process exit code.</summary>
