@@ -23,11 +23,22 @@ let close tol actual expected msg =
 [<Tests>]
 let tests =
     testList "cli" [
-        test "demo runs and prints moments equal to the closed forms" {
-            let r = run [ "demo" ] |> ok
-            Expect.stringContains r.Out "E[T_MRCA]" "moments table"
-            Expect.stringContains r.Out "1.8" "E[T_MRCA] for n = 10"
-            Expect.stringContains r.Out "density of T_MRCA" "pdf table"
+        test "demo: the whole pipeline, closed forms, posterior covers the truth, second run hits the caches" {
+            let dir = tempDir ()
+            let env = [ "PTD_CACHE", "file://"; "PTD_CACHE_DIR", Path.Combine(dir, "cache") ]
+            let first = runIn dir env [ "demo" ] |> ok
+            Expect.stringContains first.Out "E[T_MRCA]" "moments table"
+            Expect.stringContains first.Out "1.8" "E[T_MRCA] for n = 10"
+            Expect.stringContains first.Out "density of T_MRCA" "pdf table"
+            Expect.stringContains first.Out "recorded and stored in the cache" "first run records the trace"
+            Expect.stringContains first.Out "(inside)" "the truth lies in the 95 % posterior interval"
+            let png = Path.Combine(dir, "ptd-demo-posterior.png")
+            Expect.isTrue (File.Exists png) "plot written"
+            let header = File.ReadAllBytes(png) |> Array.truncate 8
+            Expect.equal header [| 137uy; 80uy; 78uy; 71uy; 13uy; 10uy; 26uy; 10uy |] "a PNG file"
+            let second = runIn dir env [ "demo"; "--plot"; "none" ] |> ok
+            Expect.stringContains second.Out "cache hit" "second run loads the trace from the cache"
+            Expect.stringContains second.Out "Trace and kernel came from the cache" "and says so"
         }
         test "moments --json: coalescent n=10 at θ=1 gives E = 2(1 − 1/n)" {
             let r = run [ "moments"; "coalescent:n=10"; "--theta"; "1"; "-k"; "3"; "--json" ] |> ok
