@@ -74,9 +74,10 @@ type internal ByteReader(data: byte[], length: int, source: string) =
 
     // Bulk reads: one bounds check, then a block copy (the format is little-endian, like every
     // machine .NET runs on; a big-endian one takes the element loop).
+    // Uninitialized: every element is written below, so zeroing large arrays first would be waste.
     member r.I32s(n: int, what: string) : int[] =
         r.Need(int64 n * 4L, what)
-        let result = Array.zeroCreate n
+        let result = GC.AllocateUninitializedArray<int> n
         if BitConverter.IsLittleEndian then
             ReadOnlySpan<byte>(data, pos, n * 4).CopyTo(Runtime.InteropServices.MemoryMarshal.AsBytes(Span<int>(result)))
             pos <- pos + n * 4
@@ -86,7 +87,7 @@ type internal ByteReader(data: byte[], length: int, source: string) =
 
     member r.F64s(n: int, what: string) : float[] =
         r.Need(int64 n * 8L, what)
-        let result = Array.zeroCreate n
+        let result = GC.AllocateUninitializedArray<float> n
         if BitConverter.IsLittleEndian then
             ReadOnlySpan<byte>(data, pos, n * 8).CopyTo(Runtime.InteropServices.MemoryMarshal.AsBytes(Span<float>(result)))
             pos <- pos + n * 8
@@ -317,7 +318,8 @@ module TraceEncoding =
         let nConst = r.Count("constant count", 8L)
         let nRow = r.Count("Dot row number count", 8L)
         let nOperand = r.Count("operand count", 4L)
-        let kinds: OpKind[] = r.Span(ops, "op kinds").ToArray() |> Array.map LanguagePrimitives.EnumOfValue
+        let kinds: OpKind[] = GC.AllocateUninitializedArray<OpKind> ops
+        r.Span(ops, "op kinds").CopyTo(Runtime.InteropServices.MemoryMarshal.AsBytes(Span<OpKind>(kinds)))
         let a = r.I32s(ops, "op operands A")
         let b = r.I32s(ops, "op operands B")
         let consts = r.F64s(nConst, "constants")
