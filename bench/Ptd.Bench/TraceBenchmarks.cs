@@ -250,4 +250,8 @@ public class TraceRecordBenchmarks
     /// <summary>Strict decoding onto the model the caller holds (what the trace store does on a cache hit, besides reading).</summary>
     [Benchmark]
     public Trace DecodeForModel() => TraceEncoding.decodeForModel(_graph, _encoded);
+
+    /// <summary>The same without recomputing the trace's checksum (the store's hit path: the envelope verified the bytes).</summary>
+    [Benchmark]
+    public Trace DecodeForModelPreverified() => TraceEncoding.decodeForModelPreverified(_graph, _encoded);
 }

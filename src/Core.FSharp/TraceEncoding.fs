@@ -74,9 +74,10 @@ type internal ByteReader(data: byte[], length: int, source: string) =
 
     // Bulk reads: one bounds check, then a block copy (the format is little-endian, like every
     // machine .NET runs on; a big-endian one takes the element loop).
+    // Uninitialized: every element is written below, so zeroing large arrays first would be waste.
     member r.I32s(n: int, what: string) : int[] =
         r.Need(int64 n * 4L, what)
-        let result = Array.zeroCreate n
+        let result = GC.AllocateUninitializedArray<int> n
         if BitConverter.IsLittleEndian then
             ReadOnlySpan<byte>(data, pos, n * 4).CopyTo(Runtime.InteropServices.MemoryMarshal.AsBytes(Span<int>(result)))
             pos <- pos + n * 4
@@ -86,7 +87,7 @@ type internal ByteReader(data: byte[], length: int, source: string) =
 
     member r.F64s(n: int, what: string) : float[] =
         r.Need(int64 n * 8L, what)
-        let result = Array.zeroCreate n
+        let result = GC.AllocateUninitializedArray<float> n
         if BitConverter.IsLittleEndian then
             ReadOnlySpan<byte>(data, pos, n * 8).CopyTo(Runtime.InteropServices.MemoryMarshal.AsBytes(Span<float>(result)))
             pos <- pos + n * 8
@@ -270,7 +271,9 @@ module TraceEncoding =
     /// The trace and its model key (the stored key, verified against the canonical model bytes).
     /// With `expected` = Some model, the model section must be byte-for-byte the canonical encoding
     /// of that model, and the trace is assembled on it instead of a graph rebuilt from the payload.
-    let private decodeChecked (expected: Graph option) (data: byte[]) : Trace * TraceKey =
+    /// With `verifyChecksum` false the trailing SHA-256 is not recomputed (the caller has verified
+    /// these exact bytes already); every structural check still runs.
+    let private decodeChecked (expected: Graph option) (verifyChecksum: bool) (data: byte[]) : Trace * TraceKey =
         let source = "trace"
         let r = ByteReader(data, source)
         let magic = r.Span(Magic.Length, "magic").ToArray()
@@ -282,7 +285,7 @@ module TraceEncoding =
         if data.Length < 12 + sha256Length then r.Fail("checksum", "the data is too short to hold its checksum")
         let body = ReadOnlySpan<byte>(data, 0, data.Length - sha256Length)
         let stored = ReadOnlySpan<byte>(data, data.Length - sha256Length, sha256Length)
-        if not (stored.SequenceEqual(ReadOnlySpan<byte>(SHA256.HashData body))) then
+        if verifyChecksum && not (stored.SequenceEqual(ReadOnlySpan<byte>(SHA256.HashData body))) then
             Fail.format "%s: checksum mismatch: the file is corrupt or truncated (SHA-256 of the %d bytes before the last 32 differs from the stored one)" source body.Length
         // From here on read only the body (the checksum must not be parsed as data).
         let r = ByteReader(data, data.Length - sha256Length, source)
@@ -315,7 +318,8 @@ module TraceEncoding =
         let nConst = r.Count("constant count", 8L)
         let nRow = r.Count("Dot row number count", 8L)
         let nOperand = r.Count("operand count", 4L)
-        let kinds: OpKind[] = r.Span(ops, "op kinds").ToArray() |> Array.map LanguagePrimitives.EnumOfValue
+        let kinds: OpKind[] = GC.AllocateUninitializedArray<OpKind> ops
+        r.Span(ops, "op kinds").CopyTo(Runtime.InteropServices.MemoryMarshal.AsBytes(Span<OpKind>(kinds)))
         let a = r.I32s(ops, "op operands A")
         let b = r.I32s(ops, "op operands B")
         let consts = r.F64s(nConst, "constants")
@@ -338,9 +342,9 @@ module TraceEncoding =
                   CmdFrom = cf; CmdTo = ct; CmdMult = cm; EdgeWeight = ew; VertexRate = vr }
         t, TraceKey keyHex
 
-    let private decodeWithKey (expected: Graph option) (data: byte[]) : Trace * TraceKey =
+    let private decodeWithKey (expected: Graph option) (verifyChecksum: bool) (data: byte[]) : Trace * TraceKey =
         if isNull data then Fail.withMessage "trace data must not be null"
-        try decodeChecked expected data
+        try decodeChecked expected verifyChecksum data
         with
         | :? PtdException -> reraise ()
         // Defence in depth: a check we missed must still surface as a clear error, not a crash.
@@ -350,13 +354,13 @@ module TraceEncoding =
             raise (PtdException(sprintf "trace: malformed data (%s: %s)" (e.GetType().Name) e.Message, e))
 
     /// Decodes a binary trace. Every failure is a `PtdException` naming the field and byte offset.
-    let decode (data: byte[]) : Trace = fst (decodeWithKey None data)
+    let decode (data: byte[]) : Trace = fst (decodeWithKey None true data)
 
     /// Decodes a trace and checks that it was recorded for the model with key `expected`. (The
     /// decoder has verified that the stored key is the SHA-256 of the canonical model bytes, so
     /// the key need not be recomputed.)
     let decodeFor (expected: TraceKey) (data: byte[]) : Trace =
-        let t, k = decodeWithKey None data
+        let t, k = decodeWithKey None true data
         if k <> expected then
             Fail.format "the trace was recorded for model %s, not for the requested model %s" k.Hex expected.Hex
         t
@@ -367,4 +371,13 @@ module TraceEncoding =
     /// graph rebuilt from the payload, which saves most of the decoding time of large acyclic models.
     let decodeForModel (model: Graph) (data: byte[]) : Trace =
         if isNull model then Fail.withMessage "model must not be null"
-        fst (decodeWithKey (Some model) data)
+        fst (decodeWithKey (Some model) true data)
+
+    /// `decodeForModel` for bytes whose integrity the caller has already verified with a
+    /// cryptographic hash of exactly these bytes — the artifact cache's envelope carries a SHA-256
+    /// of its payload — so the trailing checksum is not recomputed (one pass over the data fewer).
+    /// Every structural check still runs: hostile bytes still fail with a `PtdException`, never
+    /// crash, hang or allocate beyond the input.
+    let decodeForModelPreverified (model: Graph) (data: byte[]) : Trace =
+        if isNull model then Fail.withMessage "model must not be null"
+        fst (decodeWithKey (Some model) false data)

@@ -210,6 +210,15 @@ let binaryTests =
             let damaged = Array.copy bytes
             damaged.[damaged.Length / 2] <- damaged.[damaged.Length / 2] ^^^ 1uy
             Expect.throwsT<PtdException> (fun () -> TraceEncoding.decodeForModel model damaged |> ignore) "checksum"
+            // Without the checksum, structural checks still refuse damage or yield a valid trace.
+            Expect.equal (TraceEncoding.encode (TraceEncoding.decodeForModelPreverified model bytes)) bytes "preverified: same trace"
+            for i in 0 .. bytes.Length - 1 do
+                let d = Array.copy bytes
+                d.[i] <- d.[i] ^^^ 0x80uy
+                try
+                    let t = TraceEncoding.decodeForModelPreverified model d
+                    TraceEval.evaluate t [| 1.0; 2.0; 4.0 |] |> ignore
+                with :? PtdException -> ()
         }
 
         test "every truncation fails with a PtdException" {

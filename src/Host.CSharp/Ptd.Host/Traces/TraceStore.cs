@@ -226,12 +226,14 @@ public sealed class TraceStore : IAsyncDisposable, IDisposable
             };
         }
 
-        // A hit, or a recording another caller ran: decode, strictly, for this model's key.
+        // A hit, or a recording another caller ran: decode, strictly, onto this model (its canonical bytes must be the
+        // payload's model section). The cache's envelope has verified a SHA-256 of exactly these bytes, so the trace's
+        // own checksum is not recomputed; every structural check still runs.
         var decodeStart = Stopwatch.GetTimestamp();
         Trace trace;
         try
         {
-            trace = TraceEncoding.decodeForModel(model, result.Payload);
+            trace = TraceEncoding.decodeForModelPreverified(model, result.Payload);
         }
         catch (PtdException e)
         {
