@@ -26,7 +26,7 @@ public sealed class DemoCommand : ICommand
 
     /// <inheritdoc />
     public string Usage =>
-        "ptd demo [--n 10] [--theta 1.5] [--observations 200] [--particles 32] [--iterations 400] [--seed 1]\n" +
+        "ptd demo [--n 10] [--theta 1.5] [--observations 200] [--particles 32] [--iterations 250] [--seed 1]\n" +
         "         [--plot ptd-demo-posterior.png | --plot none] [--no-cache]\n\n" +
         "Runs on the built-in Kingman coalescent (θ = pair-coalescence rate) and the local-disk cache\n" +
         "(PTD_CACHE / PTD_CACHE_DIR, default ~/.ptd/cache); needs no files or servers. Run it twice: the\n" +
@@ -42,7 +42,7 @@ public sealed class DemoCommand : ICommand
         if (!(truth > 0)) throw new UsageException("--theta: the true pair-coalescence rate must be > 0");
         var observations = args.Int("--observations", 200, 10, 1_000_000);
         var particles = args.Int("--particles", 32, 2, 10_000);
-        var iterations = args.Int("--iterations", 400, 1, 1_000_000);
+        var iterations = args.Int("--iterations", 250, 1, 1_000_000);
         var seed = args.Int("--seed", 1);
         var plotPath = args.Get("--plot") ?? "ptd-demo-posterior.png";
         var clock = Stopwatch.StartNew();
