@@ -31,7 +31,7 @@ public sealed class InferCommand : ICommand
         "gamma:shape,rate  lognormal:mu,sigma  normal:mu,sigma  uniform:lo,hi  flat; append @phi to put\n" +
         "one on the unconstrained φ. One prior applies to every parameter. Default: flat on θ, with the\n" +
         "starting particles drawn from --init (default lognormal:0,1).\n" +
-        "The step η decays by the factor G per iteration (default: to 1 % of η over the run; --decay 1\n" +
+        "The step η decays by the factor G per iteration (default: to 10 % of η over the run; --decay 1\n" +
         "keeps it constant). --penalty L adds −L Σ_k ((E[T^k] − m_k)/m_k)² for K moments (default 2).\n" +
         "--epsilon E is phasic's log(f + E) compatibility mode (default 0: exact, zero densities stop).\n" +
         "Prints a summary table (mean, sd, 2.5 %, 97.5 %, truth); -o writes every particle as JSON;\n" +
@@ -56,7 +56,7 @@ public sealed class InferCommand : ICommand
         int seed = args.Int("--seed", 1);
         double step = args.Double("--step") ?? 0.1;
         if (!(step > 0)) throw new UsageException($"--step {Output.Num(step)}: the step size must be > 0");
-        double decay = args.Double("--decay") ?? Math.Pow(0.01, 1.0 / iterations);
+        double decay = args.Double("--decay") ?? Math.Pow(0.1, 1.0 / iterations);
         if (!(decay > 0 && decay <= 1)) throw new UsageException($"--decay {Output.Num(decay)}: the decay factor must be in (0, 1] (1 = constant step)");
         var transform = ParameterTransform.Parse(args.Get("--transform") ?? "softplus");
         var plotPath = args.Get("--plot");
@@ -149,11 +149,14 @@ public sealed class InferCommand : ICommand
                 });
             }
             if (plotPath is not null)
+            {
                 output.Stage($"plot {plotPath}", () =>
                 {
                     PosteriorPlot.Save(result.Svgd, plotPath, truth);
                     return 0;
                 });
+                if (PosteriorPlot.FontProblem() is { } problem) stderr.WriteLine($"ptd infer: warning: {problem}");
+            }
             foreach (var w in result.Svgd.Diagnostics.Warnings) stderr.WriteLine($"ptd infer: warning: {w}");
             if (args.Has("--json")) output.Json(SummaryJson(output, result, truth));
             else WriteTable(stdout, result, truth, clock.Elapsed);

@@ -17,6 +17,25 @@ public static class PosteriorPlot
     private const int PanelWidth = 560;
     private const int PanelHeight = 360;
 
+    /// <summary>
+    /// Null when text can be drawn, else a warning. The Skia build ptd ships
+    /// (SkiaSharp.NativeAssets.Linux.NoDependencies) needs no fontconfig or other system library;
+    /// it reads TrueType fonts from the system font directories, and without any the figure is
+    /// drawn without text.
+    /// </summary>
+    public static string? FontProblem() =>
+        SKTypeface.Default.GlyphCount > 0
+            ? null
+            : "no fonts were found, so the plot has no text; install a TrueType font (Debian: apt-get install fonts-dejavu-core)";
+
+    /// <summary>A sans-serif family when the system has one (Skia's default is often a serif).</summary>
+    private static void PreferSans()
+    {
+        var families = SKFontManager.Default.FontFamilies;
+        var sans = new[] { "DejaVu Sans", "Liberation Sans", "Noto Sans", "Arial", "Helvetica" }.FirstOrDefault(f => families.Contains(f));
+        if (sans is not null) Fonts.Default = sans;
+    }
+
     /// <summary>Writes the figure.</summary>
     /// <param name="result">The SVGD result (with a history for the trajectories).</param>
     /// <param name="path">A .png or .svg file.</param>
@@ -29,6 +48,7 @@ public static class PosteriorPlot
         if (extension is not (".png" or ".svg"))
             throw new PtdException($"--plot {path}: the file must end in .png or .svg");
         int d = result.Parameters.Count;
+        PreferSans();
         var panels = new List<Plot>();
         for (int k = 0; k < d; k++)
         {

@@ -28,7 +28,7 @@ public sealed class LikelihoodKernel
 
     private readonly LikelihoodPlan _plan;
     private readonly int _t, _e, _p, _stride, _ce;
-    private readonly int[] _ceStart, _ceTarget, _ceEdge;
+    private readonly int[] _inStart, _inSource, _ceEdge;
     private readonly double[] _dw, _dl, _dexit, _dwStart;
     private readonly ConcurrentBag<LikelihoodWorkspace> _pool = new();
 
@@ -40,26 +40,27 @@ public sealed class LikelihoodKernel
         _e = plan.EdgeCount;
         _p = plan.ParameterCount;
         _stride = _p + 1;
-        // Edges between transient vertices, per source in CSR order: the sweep's inner loop
-        // (edges into absorbing vertices only feed the exit rates).
-        var ceStart = new int[_t + 1];
-        var ceTarget = new List<int>();
-        var ceEdge = new List<int>();
+        // Edges between transient vertices, grouped by TARGET (the sweep pulls π into each state
+        // and accumulates in a register) and, within a target, in source order then CSR order —
+        // exactly the order in which the core's push loop adds them, so the sums are the same.
+        var inCount = new int[_t + 1];
+        for (int e = 0; e < _e; e++)
+            if (plan.EdgeTarget[e] >= 0) inCount[plan.EdgeTarget[e] + 1]++;
+        for (int z = 0; z < _t; z++) inCount[z + 1] += inCount[z];
+        _inStart = (int[])inCount.Clone();
+        var fill = (int[])inCount.Clone();
+        _ce = inCount[_t];
+        _inSource = new int[_ce];
+        _ceEdge = new int[_ce];
         for (int i = 0; i < _t; i++)
-        {
-            ceStart[i] = ceTarget.Count;
             for (int e = plan.EdgeStart[i]; e < plan.EdgeStart[i + 1]; e++)
-                if (plan.EdgeTarget[e] >= 0)
-                {
-                    ceTarget.Add(plan.EdgeTarget[e]);
-                    ceEdge.Add(e);
-                }
-        }
-        ceStart[_t] = ceTarget.Count;
-        _ceStart = ceStart;
-        _ceTarget = ceTarget.ToArray();
-        _ceEdge = ceEdge.ToArray();
-        _ce = _ceTarget.Length;
+            {
+                int z = plan.EdgeTarget[e];
+                if (z < 0) continue;
+                _inSource[fill[z]] = i;
+                _ceEdge[fill[z]] = e;
+                fill[z]++;
+            }
         // θ-independent tangents: a weight's derivative along θ_j is the tangent of its dot row,
         // 0 + Σ_k c_k δ_kj from the left (the core's forward mode), i.e. c_j.
         _dw = Tangents(plan.EdgeRow, _e);
@@ -413,8 +414,8 @@ public sealed class LikelihoodKernel
         double mass0 = 0.0;
         for (int x = 0; x < t; x++) mass0 += pi[x];
         massLog2[0] = Log2Bound(mass0, 0);
-        var ceStart = _ceStart;
-        var ceTarget = _ceTarget;
+        var inStart = _inStart;
+        var inSource = _inSource;
         var dexit = _dexit;
         bool scaled = false;
         int exponent = 0;
@@ -435,26 +436,24 @@ public sealed class LikelihoodKernel
             }
             if (k == steps - 1) break;
 
-            for (int x = 0; x < t; x++) next[x] = pi[x] * stay[x];
-            for (int x = 0; x < t; x++)
+            for (int z = 0; z < t; z++)
             {
-                double px = pi[x];
-                if (px != 0.0)
-                    for (int c = ceStart[x]; c < ceStart[x + 1]; c++)
-                        next[ceTarget[c]] += px * pc[c];
+                double acc = pi[z] * stay[z];
+                for (int c = inStart[z]; c < inStart[z + 1]; c++) acc += pi[inSource[c]] * pc[c];
+                next[z] = acc;
             }
             for (int j = 0; j < p; j++)
             {
                 int o = j * t, oc = j * ce;
-                for (int x = 0; x < t; x++) dnext[o + x] = dpi[o + x] * stay[x] + pi[x] * tstay[o + x];
-                for (int x = 0; x < t; x++)
+                for (int z = 0; z < t; z++)
                 {
-                    double px = pi[x], dpx = dpi[o + x];
-                    for (int c = ceStart[x]; c < ceStart[x + 1]; c++)
+                    double acc = dpi[o + z] * stay[z] + pi[z] * tstay[o + z];
+                    for (int c = inStart[z]; c < inStart[z + 1]; c++)
                     {
-                        int z = o + ceTarget[c];
-                        dnext[z] = dnext[z] + dpx * pc[c] + px * tp[oc + c];
+                        int x = inSource[c];
+                        acc = acc + dpi[o + x] * pc[c] + pi[x] * tp[oc + c];
                     }
+                    dnext[o + z] = acc;
                 }
             }
 
