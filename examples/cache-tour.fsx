@@ -43,7 +43,8 @@ discovery.Directories.Add pluginDir
 let registry = StorageProviderRegistry.Discover discovery
 let dir = Path.Combine(Path.GetTempPath(), "ptd-cache-tour-" + Guid.NewGuid().ToString("N").Substring(0, 8))
 let options = ArtifactCacheOptions()
-options.Tiers.Add(CacheTierOptions(Location = "file://" + dir, Name = "local"))
+// A generous timeout: on a busy machine a slow first write must not be mistaken for a failure.
+options.Tiers.Add(CacheTierOptions(Location = "file://" + dir, Name = "local", Timeout = Nullable(TimeSpan.FromSeconds 120.0)))
 let manager = CacheManager.Create(options, registry)
 try
     // The shared convention for traces: kind "trace", revision Trace.FormatRevision, key = ModelKey hex, payload = encoded trace.
@@ -52,7 +53,8 @@ try
     let first = manager.Cache.GetOrCreateAsync(kind, key.Hex, record).Result
     let second = manager.Cache.GetOrCreateAsync(kind, key.Hex, record).Result
     printfn "first lookup: %O; second lookup: %O" first.Outcome second.Outcome
-    if second.Outcome <> CacheOutcome.Hit then failwith "the second lookup should be a cache hit"
+    if second.Outcome <> CacheOutcome.Hit then
+        failwithf "the second lookup should be a cache hit; cache statistics: %s; warnings: %A" (manager.Cache.GetStatistics().ToJson()) (List.ofSeq manager.Cache.Warnings)
     let fromCache = TraceEncoding.decodeFor key second.Payload
     let again = TraceEval.moments fromCache [| 1.0 |] (Rewards.ones graph) 2
     if again <> moments then failwith "the cached trace gives other moments"

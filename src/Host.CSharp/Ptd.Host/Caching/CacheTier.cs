@@ -71,6 +71,9 @@ internal sealed class CacheTier
         return false;
     }
 
+    /// <summary>Bytes written since the last call (and resets the count).</summary>
+    public long TakeBytesSinceEviction() => Interlocked.Exchange(ref _bytesSinceEviction, 0);
+
     public bool TryBeginEviction() => Interlocked.CompareExchange(ref _evicting, 1, 0) == 0;
 
     public void EndEviction(DateTimeOffset now)

@@ -74,8 +74,16 @@ internal sealed partial class TieredArtifactCache
         {
             try
             {
-                var report = await EvictTierAsync(tier, CancellationToken.None).ConfigureAwait(false);
-                foreach (var p in report.Problems) Log(p);
+                // Writes that land while a pass runs would otherwise be forgotten (the pass resets the
+                // counter when it ends): run another pass while writes arrived during the last one.
+                tier.TakeBytesSinceEviction();
+                var passes = 0;
+                do
+                {
+                    var report = await EvictTierAsync(tier, CancellationToken.None).ConfigureAwait(false);
+                    foreach (var p in report.Problems) Log(p);
+                }
+                while (tier.TakeBytesSinceEviction() > 0 && ++passes < 8);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
