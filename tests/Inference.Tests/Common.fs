@@ -57,20 +57,10 @@ let bits (x: float) = BitConverter.DoubleToInt64Bits x
 
 // ---- the real ptd ------------------------------------------------------------------------------
 
-let repoRoot =
-    let rec up (d: DirectoryInfo) =
-        if isNull d then failwith "repository root (with PtdPipeline.sln) not found above the test binary"
-        elif File.Exists(Path.Combine(d.FullName, "PtdPipeline.sln")) then d.FullName
-        else up d.Parent
-    up (DirectoryInfo AppContext.BaseDirectory)
+let repoRoot = Ptd.Tests.Repo.root
 
-let ptdDll =
-    [ "Debug"; "Release" ]
-    |> List.map (fun c -> Path.Combine(repoRoot, "src", "Host.CSharp", "Ptd.Cli", "bin", c, "net10.0", "ptd.dll"))
-    |> List.filter File.Exists
-    |> List.sortByDescending File.GetLastWriteTimeUtc
-    |> List.tryHead
-    |> Option.defaultWith (fun () -> failwith "ptd.dll not found: build the solution first")
+/// The ptd.dll of the most recent build (Debug or Release).
+let ptdDll = Ptd.Tests.Repo.ptdDll
 
 type Result = { Code: int; Out: string; Err: string }
 
