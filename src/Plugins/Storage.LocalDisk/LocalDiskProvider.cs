@@ -37,6 +37,7 @@ public sealed class LocalDiskProvider : IBlobStoreProvider
     {
         ArgumentNullException.ThrowIfNull(location);
         ArgumentNullException.ThrowIfNull(context);
+        CheckPath(location);
         string path;
         if (location.Authority.Length == 0 && location.Path.Length == 0)
         {
@@ -60,6 +61,20 @@ public sealed class LocalDiskProvider : IBlobStoreProvider
             throw new BlobStoreException(BlobStoreErrorKind.Configuration,
                 $"{location}: '{path}' is not an absolute path; use file:///absolute/path");
         return System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(path));
+    }
+
+    // The root must be the directory the location reads as: "file:///srv/cache/../other" would silently put the cache
+    // in /srv/other, and a percent-encoded "%2e%2e" or a NUL would hide that even better. Such paths are refused.
+    private static void CheckPath(StoreUri location)
+    {
+        var path = location.Path;
+        if (path.Any(char.IsControl))
+            throw new BlobStoreException(BlobStoreErrorKind.Configuration,
+                $"{location}: the path contains a control character (U+{(int)path.First(char.IsControl):X4}); give a plain absolute directory, e.g. file:///var/cache/ptd");
+        var segments = path.Split('/', '\\');
+        if (segments.Any(s => s is "." or ".."))
+            throw new BlobStoreException(BlobStoreErrorKind.Configuration,
+                $"{location}: the path has a '.' or '..' segment (possibly percent-encoded); name the directory itself without them, e.g. file:///var/cache/ptd");
     }
 
     /// <summary>The default cache directory: <c>PTD_CACHE_DIR</c> when set, else <c>~/.ptd/cache</c>.</summary>

@@ -40,6 +40,9 @@ public sealed class S3Provider : IBlobStoreProvider
         var bucket = location.Authority;
         if (bucket.Length is < 3 or > 63 || bucket.Any(c => !(char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '-' or '.')))
             throw Config(display, $"bucket name '{bucket}' is not valid: 3 to 63 characters of a-z, 0-9, '-' and '.'");
+        // S3's own rules; they also keep dot-only names such as '...' out of path-style request URLs.
+        if (!char.IsAsciiLetterOrDigit(bucket[0]) || !char.IsAsciiLetterOrDigit(bucket[^1]) || bucket.Contains("..", StringComparison.Ordinal))
+            throw Config(display, $"bucket name '{bucket}' is not valid: it must start and end with a letter or digit and must not contain '..'");
         var prefix = location.Path.TrimEnd('/');
         if (prefix.Length > 0 && BlobKey.Validate(prefix) is { } prefixError)
             throw Config(display, "the prefix after the bucket must follow the storage key rules: " + prefixError);

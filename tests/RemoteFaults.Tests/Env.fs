@@ -1,0 +1,114 @@
+/// Test plumbing: the deployed plugins, the emulators build.fsx starts (moto, Azurite), scratch directories,
+/// a clock the tests move (cool-downs), and small task helpers.
+module Ptd.RemoteFaults.Tests.Env
+
+open System
+open System.IO
+open System.Net
+open System.Net.Sockets
+open System.Reflection
+open System.Threading.Tasks
+open Expecto
+open Ptd.Storage
+open Ptd.Host.Composition
+
+let private metadata name =
+    Assembly.GetExecutingAssembly().GetCustomAttributes<AssemblyMetadataAttribute>()
+    |> Seq.find (fun a -> a.Key = name)
+    |> fun a -> a.Value
+
+/// ptd's plugins folder (where the build deploys localdisk, s3 and azureblob).
+let pluginsDir = metadata "PtdPluginsDir"
+
+let private scratchRoot =
+    lazy (
+        let parent =
+            match Environment.GetEnvironmentVariable "PTD_TEST_WORK_DIR" with
+            | null | "" -> Path.Combine(Path.GetTempPath(), "ptd-remote-faults")
+            | d -> Path.Combine(d, "remote-faults")
+        let root = Path.Combine(parent, Guid.NewGuid().ToString("N").Substring(0, 8))
+        Directory.CreateDirectory root |> ignore
+        AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> try Directory.Delete(root, true) with _ -> ())
+        root)
+
+/// A fresh directory for one test.
+let tempDir (name: string) =
+    let dir = Path.Combine(scratchRoot.Value, sprintf "%s-%s" name (Guid.NewGuid().ToString("N").Substring(0, 8)))
+    Directory.CreateDirectory dir |> ignore
+    dir
+
+/// A unique, key-safe segment that isolates tests sharing a server.
+let uniqueSegment (name: string) = sprintf "%s-%s" name (Guid.NewGuid().ToString("N").Substring(0, 12))
+
+let freePort () =
+    let l = new TcpListener(IPAddress.Loopback, 0)
+    l.Start()
+    let port = (l.LocalEndpoint :?> IPEndPoint).Port
+    l.Stop()
+    port
+
+/// An emulator endpoint from the environment, or a failure that names the missing server and how to start it.
+let requireEnv (variable: string) (server: string) =
+    match Environment.GetEnvironmentVariable variable with
+    | null | "" ->
+        failwithf "%s is not available: %s is not set. Run the suite with `dotnet fsi build.fsx test` (which starts it), or start %s yourself on 127.0.0.1 and set %s (see docs/RELIABILITY.md)." server variable server variable
+    | v -> v
+
+/// moto's base URL, e.g. http://127.0.0.1:5000.
+let motoEndpoint () = Uri(requireEnv "PTD_TEST_MOTO_ENDPOINT" "moto_server (S3 emulator)")
+
+/// Azurite's connection string and its blob endpoint.
+let azurite () =
+    let conn = requireEnv "PTD_TEST_AZURITE_CONNECTION" "Azurite (Azure Blob emulator)"
+    let m = Text.RegularExpressions.Regex.Match(conn, "BlobEndpoint=(http://[^;/]+)(/[^;]*)?;?")
+    if not m.Success then failwithf "PTD_TEST_AZURITE_CONNECTION has no BlobEndpoint=http://host:port/account part"
+    conn, Uri(m.Groups.[1].Value)
+
+/// Credentials handed to plugins through the store context, never through the process environment.
+let private secrets = dict [ "PTD_TEST_MOTO_ACCESS", "testing"; "PTD_TEST_MOTO_SECRET", "testing-secret" ]
+
+let contextWith (extra: (string * string) list) =
+    let m = Map.ofList extra
+    BlobStoreContext(
+        GetEnvironmentVariable =
+            Func<string, string>(fun name ->
+                match Map.tryFind name m with
+                | Some v -> v
+                | None ->
+                    match secrets.TryGetValue name with
+                    | true, v -> v
+                    | _ -> Environment.GetEnvironmentVariable name))
+
+/// The shipped plugins only, loaded the way ptd loads them; nothing from the environment.
+let registry =
+    lazy (
+        let o = PluginDiscoveryOptions(UseDefaultDirectory = false, UsePluginPathVariable = false)
+        o.Directories.Add pluginsDir
+        let r = StorageProviderRegistry.Discover o
+        for s in [ "file"; "s3"; "azblob" ] do
+            if not (r.Schemes |> Seq.contains s) then
+                failwithf "the '%s' plugin was not found in %s (build tests/RemoteFaults.Tests first: it deploys the plugins)" s pluginsDir
+        r)
+
+let openStore (location: string) (ctx: BlobStoreContext) = registry.Value.Open(location, ctx)
+
+let run (t: Task<'a>) = t.GetAwaiter().GetResult()
+
+let runUnit (t: Task) = t.GetAwaiter().GetResult()
+
+/// A test whose body is an F# task.
+let testT name (body: unit -> Task<unit>) = testCase name (fun () -> body().GetAwaiter().GetResult())
+
+/// A TimeProvider whose clock the test moves (cool-downs end when the test says so, not after real seconds).
+type ManualTime(start: DateTimeOffset) =
+    inherit TimeProvider()
+    let mutable now = start
+    member _.Advance(d: TimeSpan) = now <- now + d
+    override _.GetUtcNow() = now
+
+/// One line per measured scenario, collected for docs/RELIABILITY.md (printed at the end of the run).
+let figures = Collections.Concurrent.ConcurrentQueue<string>()
+
+let note (line: string) =
+    figures.Enqueue line
+    printfn "[figure] %s" line

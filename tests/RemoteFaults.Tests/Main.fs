@@ -1,0 +1,4 @@
+module Ptd.RemoteFaults.Tests.Main
+
+[<EntryPoint>]
+let main argv = Ptd.Tests.TestMain.run argv

@@ -1,0 +1,379 @@
+/// The real tiered cache (a local disk tier + an S3 or Azure tier) behind a fault-injecting proxy, driven by the real
+/// TraceStore over real models. Every scenario checks: each result equals the dense oracle; the cache's counters say
+/// what happened; damaged remote entries are rejected and never copied into the local tier; and waiting on a broken
+/// remote costs at most (timeout × remote calls before the cool-down) plus slack.
+module Ptd.RemoteFaults.Tests.RemoteTierTests
+
+open System
+open System.Collections.Concurrent
+open System.Diagnostics
+open System.Threading.Tasks
+open Expecto
+open Ptd.Core
+open Ptd.Storage
+open Ptd.Host.Caching
+open Ptd.Host.Traces
+open Ptd.RemoteFaults.Tests.Env
+open Ptd.RemoteFaults.Tests.FaultProxy
+open Ptd.RemoteFaults.Tests.Oracle
+
+type Backend =
+    | S3
+    | Azure
+
+/// One remote location reachable through a proxy and directly (the direct route is for setting up and checking).
+type Remote =
+    { Backend: Backend
+      Proxy: FaultProxy
+      ViaProxy: string
+      Direct: string
+      Context: BlobStoreContext }
+
+    interface IDisposable with
+        member r.Dispose() = (r.Proxy :> IDisposable).Dispose()
+
+let private bucket = "ptd-remote-faults"
+
+/// A fresh prefix on the backend, behind a new proxy. `retries` is the SDK's own retry count (0: every fault reaches
+/// the cache, so the counters are exact).
+let remoteFor (backend: Backend) (scenario: string) (retries: int) =
+    let prefix = uniqueSegment scenario
+    match backend with
+    | S3 ->
+        let moto = motoEndpoint ()
+        let proxy = new FaultProxy(moto)
+        let loc (ep: Uri) =
+            let e = Uri.EscapeDataString(ep.GetLeftPart(UriPartial.Authority))
+            $"s3://{bucket}/{prefix}?endpoint={e}&region=us-east-1&create=true&accessKeyEnv=PTD_TEST_MOTO_ACCESS&secretKeyEnv=PTD_TEST_MOTO_SECRET&retries={retries}"
+        { Backend = S3; Proxy = proxy; ViaProxy = loc proxy.Endpoint; Direct = loc moto; Context = contextWith [] }
+    | Azure ->
+        let conn, blob = azurite ()
+        let proxy = new FaultProxy(blob)
+        let proxied = conn.Replace(blob.GetLeftPart(UriPartial.Authority), proxy.Endpoint.GetLeftPart(UriPartial.Authority))
+        let loc var = $"azblob://{bucket}/{prefix}?connectionStringEnv={var}&create=true&retries={retries}"
+        { Backend = Azure; Proxy = proxy; ViaProxy = loc "PTD_TEST_PROXY_AZURITE"; Direct = loc "PTD_TEST_DIRECT_AZURITE"
+          Context = contextWith [ "PTD_TEST_PROXY_AZURITE", proxied; "PTD_TEST_DIRECT_AZURITE", conn ] }
+
+/// A cache: an optional local disk tier ("local"), then the remote tier ("remote") through the proxy.
+type Rig =
+    { Cache: IArtifactCache
+      Store: TraceStore
+      Time: ManualTime
+      LocalDir: string option
+      Log: ConcurrentQueue<string> }
+
+    member r.Remote = r.Cache.GetStatistics().For("remote", "trace")
+    member r.Local = r.Cache.GetStatistics().For("local", "trace")
+    member r.Logged = String.Join("\n", r.Log)
+
+    interface IDisposable with
+        member r.Dispose() =
+            r.Store.Dispose()
+            r.Cache.DisposeAsync().AsTask() |> runUnit
+
+let rig (remote: Remote) (location: string) (withLocal: bool) (timeout: TimeSpan) (coolDown: TimeSpan) =
+    let time = ManualTime(DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero))
+    let log = ConcurrentQueue<string>()
+    let o = ArtifactCacheOptions(AutoEvict = false, StoreContext = remote.Context, ThrowOnTierError = true, TimeProvider = time, Log = Action<string>(log.Enqueue))
+    let localDir = if withLocal then Some(tempDir "local") else None
+    localDir |> Option.iter (fun d -> o.Tiers.Add(CacheTierOptions(Location = $"file://{d}?fsync=false", Name = "local")))
+    o.Tiers.Add(CacheTierOptions(Location = location, Name = "remote", Timeout = Nullable timeout, CoolDown = Nullable coolDown))
+    let cache = ArtifactCache.Create(o, registry.Value)
+    { Cache = cache; Store = new TraceStore(cache); Time = time; LocalDir = localDir; Log = log }
+
+/// The result of running models through a store: how many disagreed with the oracle, where they came from, how long.
+type RunResult =
+    { Lookups: int
+      Wrong: int
+      Hits: int
+      Recorded: int
+      Elapsed: TimeSpan }
+
+let runCases (store: TraceStore) (cases: Case list) =
+    task {
+        let watch = Stopwatch.StartNew()
+        let mutable wrong = 0
+        let mutable hits = 0
+        let mutable recorded = 0
+        for c in cases do
+            let! l = store.GetOrRecordAsync c.Graph
+            if not (agrees c l.Trace) then wrong <- wrong + 1
+            if l.Origin = TraceOrigin.CacheHit then hits <- hits + 1 else recorded <- recorded + 1
+        return { Lookups = cases.Length; Wrong = wrong; Hits = hits; Recorded = recorded; Elapsed = watch.Elapsed }
+    }
+
+let generous = TimeSpan.FromSeconds 10.0
+let longCoolDown = TimeSpan.FromMinutes 5.0
+
+/// Writes every workload trace to the remote prefix directly (not through the proxy).
+let populate (remote: Remote) (cases: Case list) =
+    task {
+        use r = rig remote remote.Direct false generous longCoolDown
+        let! res = runCases r.Store cases
+        Expect.equal res.Wrong 0 "the populating run is correct"
+        Expect.equal r.Remote.Writes (int64 cases.Length) $"every trace written to the remote:\n{r.Logged}"
+    }
+
+/// One cheap call through the proxy so that SDK start-up (JIT, first connection) is not measured as fault latency.
+let warm (remote: Remote) =
+    task {
+        let store = openStore remote.ViaProxy remote.Context
+        let! _ = store.GetAsync(BlobKey.Parse "warm-up/none")
+        do! store.DisposeAsync()
+    }
+
+/// Every local entry decodes as a valid envelope whose trace agrees with the oracle (nothing damaged got in).
+let checkLocalEntries (r: Rig) (cases: Case list) =
+    task {
+        let store = openStore $"file://{r.LocalDir.Value}" (contextWith [])
+        let! entries = store.ListAsync ""
+        let mutable valid = 0
+        for e in entries do
+            let! got = store.GetAsync e.Key
+            let d = CacheEnvelope.Decode(ReadOnlySpan got.Content, TraceStore.Kind, e.Key.Value, 1L <<< 30)
+            Expect.isTrue d.IsValid $"local entry {e.Key} is a valid envelope ({d.Reason}: {d.Detail})"
+            let matching =
+                cases |> List.filter (fun c -> e.Key.Value.EndsWith(ModelKey.compute(c.Graph).Hex, StringComparison.Ordinal))
+            for c in matching do
+                Expect.isTrue (agrees c (TraceEncoding.decodeForModel c.Graph d.Payload)) $"local entry of {c.Name} agrees with the oracle"
+            valid <- valid + 1
+        do! store.DisposeAsync()
+        return valid
+    }
+
+/// Entries under the remote prefix, read directly, that are valid envelopes.
+let remoteValidEntries (remote: Remote) =
+    task {
+        let store = openStore remote.Direct remote.Context
+        let! entries = store.ListAsync ""
+        let mutable valid = 0
+        for e in entries do
+            let! got = store.GetAsync e.Key
+            if (CacheEnvelope.Decode(ReadOnlySpan got.Content, TraceStore.Kind, e.Key.Value, 1L <<< 30)).IsValid then valid <- valid + 1
+        do! store.DisposeAsync()
+        return entries.Count, valid
+    }
+
+let private name b = match b with S3 -> "s3/moto" | Azure -> "azblob/azurite"
+
+let private countersText (s: TierStatistics) =
+    $"hits {s.Hits}, not-found {s.MissesNotFound}, rejected {s.Rejected}, errors {s.MissesError}, timeouts {s.MissesTimeout}, skipped {s.MissesSkipped}, writes {s.Writes}, writes skipped {s.WritesSkipped}, error ops {s.Errors}, timeout ops {s.Timeouts}"
+
+let scenarios (backend: Backend) =
+    let all = workload
+    let half = all.Length / 2
+    let first, second = List.splitAt half all
+    let tag = name backend
+    [
+        testT "pass-through: remote hits are back-filled locally, results agree" <| fun () -> task {
+            use remote = remoteFor backend "pass" 0
+            do! populate remote all
+            use r = rig remote remote.ViaProxy true generous longCoolDown
+            let! res = runCases r.Store all
+            let! again = runCases r.Store all
+            Expect.equal (res.Wrong, again.Wrong) (0, 0) "no wrong result"
+            Expect.equal (r.Remote.Hits, r.Local.Backfills) (int64 all.Length, int64 all.Length) $"served by the remote, back-filled:\n{r.Logged}"
+            Expect.equal r.Local.Hits (int64 all.Length) "the second run is served locally"
+            let! localValid = checkLocalEntries r all
+            Expect.equal localValid all.Length "every back-filled entry is valid"
+            note $"{tag} | pass-through | {2 * all.Length} lookups, wrong 0 | remote: {countersText r.Remote} | elapsed {res.Elapsed.TotalSeconds:F2} s"
+        }
+
+        testT "down at start: every lookup recorded correctly, one refused call then cool-down; the remote is used again after it" <| fun () -> task {
+            use remote = remoteFor backend "down" 0
+            do! warm remote
+            remote.Proxy.SetMode Down
+            let timeout = TimeSpan.FromSeconds 2.0
+            use r = rig remote remote.ViaProxy true timeout longCoolDown
+            let! res = runCases r.Store first
+            Expect.equal res.Wrong 0 "no wrong result"
+            Expect.equal res.Recorded first.Length "all recorded"
+            let s = r.Remote
+            Expect.equal (s.MissesError, s.MissesTimeout, s.MissesSkipped) (1L, 0L, int64 (first.Length - 1)) $"one refused read, then skipped ({countersText s}):\n{r.Logged}"
+            Expect.equal (s.Writes, s.WritesSkipped) (0L, int64 first.Length) "no write attempted during the cool-down"
+            Expect.isLessThan res.Elapsed.TotalSeconds (timeout.TotalSeconds + 3.0) "a refused connection costs less than one timeout"
+            Expect.equal r.Local.Writes (int64 first.Length) "the local tier still stores"
+            // Recovery: the server is back and the cool-down has passed.
+            remote.Proxy.SetMode PassThrough
+            r.Time.Advance(longCoolDown + TimeSpan.FromSeconds 1.0)
+            let! after = runCases r.Store second
+            Expect.equal after.Wrong 0 "no wrong result after recovery"
+            Expect.equal r.Remote.Writes (int64 second.Length) $"the remote stores again:\n{r.Logged}"
+            let! count, valid = remoteValidEntries remote
+            Expect.equal (count, valid) (second.Length, second.Length) "the remote holds exactly the post-recovery entries, all valid"
+            note $"{tag} | down at start, then recovered | {all.Length} lookups, wrong 0 | remote: {countersText r.Remote} | outage run {res.Elapsed.TotalSeconds:F2} s (bound {timeout.TotalSeconds + 3.0:F1} s)"
+        }
+
+        testT "stopping mid-run: hits until the stop, then one failed call, cool-down, correct recordings" <| fun () -> task {
+            use remote = remoteFor backend "stop" 0
+            do! populate remote all
+            let timeout = TimeSpan.FromSeconds 2.0
+            use r = rig remote remote.ViaProxy true timeout longCoolDown
+            let! before = runCases r.Store first
+            remote.Proxy.SetMode Down
+            let! after = runCases r.Store second
+            Expect.equal (before.Wrong, after.Wrong) (0, 0) "no wrong result"
+            Expect.equal (before.Hits, after.Recorded) (first.Length, second.Length) "hits before, recordings after"
+            let s = r.Remote
+            Expect.equal (s.Hits, s.MissesError, s.MissesSkipped) (int64 first.Length, 1L, int64 (second.Length - 1)) $"{countersText s}:\n{r.Logged}"
+            Expect.equal r.Local.Backfills (int64 first.Length) "only the good hits were back-filled"
+            Expect.isLessThan after.Elapsed.TotalSeconds (timeout.TotalSeconds + 3.0) "bounded by one timeout"
+            note $"{tag} | stopped mid-run | {all.Length} lookups, wrong 0 | remote: {countersText s} | after-stop run {after.Elapsed.TotalSeconds:F2} s (bound {timeout.TotalSeconds + 3.0:F1} s)"
+        }
+
+        testT "slow below the timeout: the remote still serves, the latency shows" <| fun () -> task {
+            use remote = remoteFor backend "slow" 0
+            do! populate remote all
+            do! warm remote
+            let latency = TimeSpan.FromMilliseconds 150.0
+            remote.Proxy.SetMode(Slow latency)
+            use r = rig remote remote.ViaProxy true (TimeSpan.FromSeconds 3.0) longCoolDown
+            let! res = runCases r.Store all
+            Expect.equal res.Wrong 0 "no wrong result"
+            Expect.equal (r.Remote.Hits, r.Remote.Timeouts) (int64 all.Length, 0L) $"all served, no timeout:\n{r.Logged}"
+            Expect.isGreaterThanOrEqual res.Elapsed.TotalSeconds (latency.TotalSeconds * float all.Length) "the injected latency was paid"
+            note $"{tag} | slow 150 ms (timeout 3 s) | {all.Length} lookups, wrong 0 | remote: {countersText r.Remote} | elapsed {res.Elapsed.TotalSeconds:F2} s"
+        }
+
+        testT "slow beyond the timeout: one timed-out read, then cool-down; elapsed within one timeout plus slack" <| fun () -> task {
+            use remote = remoteFor backend "slower" 0
+            do! populate remote all
+            do! warm remote
+            remote.Proxy.SetMode(Slow(TimeSpan.FromSeconds 5.0))
+            let timeout = TimeSpan.FromMilliseconds 500.0
+            use r = rig remote remote.ViaProxy true timeout longCoolDown
+            let! res = runCases r.Store all
+            Expect.equal res.Wrong 0 "no wrong result"
+            let s = r.Remote
+            Expect.equal (s.MissesTimeout, s.MissesSkipped, s.WritesSkipped) (1L, int64 (all.Length - 1), int64 all.Length) $"{countersText s}:\n{r.Logged}"
+            let bound = timeout.TotalSeconds * 1.0 + 2.0
+            Expect.isLessThan res.Elapsed.TotalSeconds bound "bounded by the timeout"
+            note $"{tag} | slow 5 s (timeout 0.5 s, cool-down on) | {all.Length} lookups, wrong 0 | remote: {countersText s} | elapsed {res.Elapsed.TotalSeconds:F2} s (bound 1 × 0.5 s + 2 s)"
+        }
+
+        testT "black-holed, cool-down on: one timeout, skipped afterwards, used again after the cool-down" <| fun () -> task {
+            use remote = remoteFor backend "hole" 0
+            do! warm remote
+            remote.Proxy.SetMode BlackHole
+            let timeout = TimeSpan.FromMilliseconds 600.0
+            use r = rig remote remote.ViaProxy true timeout longCoolDown
+            let! res = runCases r.Store first
+            Expect.equal res.Wrong 0 "no wrong result"
+            let s = r.Remote
+            Expect.equal (s.MissesTimeout, s.Timeouts, s.MissesSkipped, s.WritesSkipped) (1L, 1L, int64 (first.Length - 1), int64 first.Length) $"{countersText s}:\n{r.Logged}"
+            let bound = timeout.TotalSeconds * 1.0 + 2.0
+            Expect.isGreaterThanOrEqual res.Elapsed.TotalSeconds (timeout.TotalSeconds * 0.9) "the timeout was waited for"
+            Expect.isLessThan res.Elapsed.TotalSeconds bound "bounded by timeout × calls before the cool-down"
+            Expect.isGreaterThanOrEqual remote.Proxy.Counters.BlackHoled 1 "the proxy swallowed the request"
+            remote.Proxy.SetMode PassThrough
+            r.Time.Advance(longCoolDown + TimeSpan.FromSeconds 1.0)
+            let! after = runCases r.Store second
+            Expect.equal after.Wrong 0 "correct after recovery"
+            Expect.equal (r.Remote.Writes, r.Remote.MissesNotFound) (int64 second.Length, int64 second.Length) $"the remote is read and written again:\n{r.Logged}"
+            note $"{tag} | black-holed, cool-down 5 min | {first.Length} lookups, wrong 0 | remote: {countersText s} | elapsed {res.Elapsed.TotalSeconds:F2} s (bound 1 × {timeout.TotalSeconds:F1} s + 2 s); after recovery: {countersText r.Remote}"
+        }
+
+        testT "black-holed, no cool-down: every call times out; elapsed within timeout × calls plus slack" <| fun () -> task {
+            use remote = remoteFor backend "hole0" 0
+            do! warm remote
+            remote.Proxy.SetMode BlackHole
+            let timeout = TimeSpan.FromMilliseconds 300.0
+            let cases = List.take 3 all
+            use r = rig remote remote.ViaProxy true timeout TimeSpan.Zero
+            let! res = runCases r.Store cases
+            Expect.equal res.Wrong 0 "no wrong result"
+            let s = r.Remote
+            // Each lookup: one read (times out), then one write of the recording (times out).
+            let calls = 2 * cases.Length
+            Expect.equal (s.MissesTimeout, s.Timeouts) (int64 cases.Length, int64 calls) $"{countersText s}:\n{r.Logged}"
+            let bound = timeout.TotalSeconds * float calls + 2.0
+            Expect.isLessThan res.Elapsed.TotalSeconds bound "bounded by timeout × calls"
+            Expect.isGreaterThanOrEqual res.Elapsed.TotalSeconds (timeout.TotalSeconds * float calls * 0.9) "every timeout was waited for"
+            Expect.equal r.Local.Writes (int64 cases.Length) "the local tier stored every recording"
+            note $"{tag} | black-holed, no cool-down | {cases.Length} lookups, wrong 0 | remote: {countersText s} | elapsed {res.Elapsed.TotalSeconds:F2} s (bound {calls} × {timeout.TotalSeconds:F1} s + 2 s = {bound:F1} s)"
+        }
+
+        for label, mode, detail in
+            [ "corrupted bodies (3 bytes flipped)", CorruptBodies 3, "corrupt"
+              "truncated bodies (half, consistent Content-Length)", TruncateBodies, "trunc" ] do
+            testT $"{label}: every remote entry rejected, never back-filled, recomputed and repaired" <| fun () -> task {
+                use remote = remoteFor backend detail 0
+                do! populate remote all
+                remote.Proxy.SetMode mode
+                use r = rig remote remote.ViaProxy true generous longCoolDown
+                let! res = runCases r.Store all
+                Expect.equal res.Wrong 0 "no wrong result"
+                Expect.equal res.Recorded all.Length "all recomputed"
+                let s = r.Remote
+                Expect.equal (s.Rejected, s.Hits, s.MissesError) (int64 all.Length, 0L, 0L) $"every damaged entry rejected ({countersText s}):\n{r.Logged}"
+                Expect.equal r.Local.Backfills 0L "nothing back-filled from the damaged remote"
+                let! localValid = checkLocalEntries r all
+                Expect.equal localValid all.Length "the local tier holds only valid recomputed entries"
+                Expect.equal (r.Store.GetStatistics().CacheFailures) 0L "no cache failure reached the store"
+                // The remote entries were replaced by the recomputed values: a clean reader now hits.
+                remote.Proxy.SetMode PassThrough
+                let! count, valid = remoteValidEntries remote
+                Expect.equal (count, valid) (all.Length, all.Length) "the remote was repaired"
+                let reasons = s.RejectedByReason |> Seq.map (fun kv -> $"{kv.Key} {kv.Value}") |> String.concat ", "
+                note $"{tag} | {label} | {all.Length} lookups, wrong 0 | remote: {countersText s} (reasons: {reasons}); local back-fills 0 | elapsed {res.Elapsed.TotalSeconds:F2} s"
+            }
+
+        testT "connection cut mid-body: a read error, cool-down, nothing back-filled" <| fun () -> task {
+            use remote = remoteFor backend "cut" 0
+            do! populate remote all
+            remote.Proxy.SetMode CutBodies
+            let timeout = TimeSpan.FromSeconds 3.0
+            use r = rig remote remote.ViaProxy true timeout longCoolDown
+            let! res = runCases r.Store all
+            Expect.equal res.Wrong 0 "no wrong result"
+            let s = r.Remote
+            Expect.equal (s.Hits, s.MissesError + s.Rejected, s.MissesSkipped) (0L, 1L, int64 (all.Length - 1)) $"{countersText s}:\n{r.Logged}"
+            Expect.equal r.Local.Backfills 0L "nothing back-filled"
+            Expect.isLessThan res.Elapsed.TotalSeconds (timeout.TotalSeconds + 3.0) "bounded by one timeout"
+            note $"{tag} | connection cut mid-body | {all.Length} lookups, wrong 0 | remote: {countersText s} | elapsed {res.Elapsed.TotalSeconds:F2} s"
+        }
+
+        testT "HTTP 500 for two requests, then recovery: two failed reads (each followed by a cool-down), then hits" <| fun () -> task {
+            use remote = remoteFor backend "err" 0
+            do! populate remote all
+            do! warm remote
+            remote.Proxy.SetMode(Errors(500, 2))
+            use r = rig remote remote.ViaProxy true generous longCoolDown
+            let lookup i = runCases r.Store [ List.item i all ]
+            let! a = lookup 0
+            let! b = lookup 1
+            Expect.equal (r.Remote.MissesError, r.Remote.MissesSkipped) (1L, 1L) $"one error, then skipped:\n{r.Logged}"
+            r.Time.Advance(longCoolDown + TimeSpan.FromSeconds 1.0)
+            let! c = lookup 2
+            Expect.equal (r.Remote.MissesError, r.Remote.MissesSkipped) (2L, 1L) $"the second injected error fails the first read after the cool-down:\n{r.Logged}"
+            r.Time.Advance(longCoolDown + TimeSpan.FromSeconds 1.0)
+            let rest = List.skip 3 all
+            let! d = runCases r.Store rest
+            Expect.equal (a.Wrong + b.Wrong + c.Wrong + d.Wrong) 0 "no wrong result"
+            let s = r.Remote
+            Expect.equal (s.MissesError, s.Hits, d.Hits) (2L, int64 rest.Length, rest.Length) $"recovered: every later read hits ({countersText s}):\n{r.Logged}"
+            Expect.equal remote.Proxy.Counters.ErrorsServed 2 "exactly the injected errors were served"
+            note $"{tag} | HTTP 500 × 2 then recovery (SDK retries 0) | {all.Length} lookups, wrong 0 | remote: {countersText r.Remote}"
+        }
+
+        testT "HTTP 503 for two requests with the SDK's default retries: absorbed, every read hits" <| fun () -> task {
+            use remote = remoteFor backend "retry" 2
+            do! populate remote all
+            do! warm remote
+            remote.Proxy.SetMode(Errors(503, 2))
+            use r = rig remote remote.ViaProxy true generous longCoolDown
+            let! res = runCases r.Store all
+            Expect.equal res.Wrong 0 "no wrong result"
+            Expect.equal (r.Remote.Hits, r.Remote.MissesError) (int64 all.Length, 0L) $"the SDK retried past the errors:\n{r.Logged}"
+            Expect.equal remote.Proxy.Counters.ErrorsServed 2 "the errors were served"
+            note $"{tag} | HTTP 503 × 2 (SDK retries 2) | {all.Length} lookups, wrong 0 | remote: {countersText r.Remote} | elapsed {res.Elapsed.TotalSeconds:F2} s"
+        }
+    ]
+
+[<Tests>]
+let tests =
+    testSequenced
+    <| testList "remote-faults" [
+        testList "s3" (scenarios S3)
+        testList "azure" (scenarios Azure)
+    ]
