@@ -96,8 +96,13 @@ let run (t: Task<'a>) = t.GetAwaiter().GetResult()
 
 let runUnit (t: Task) = t.GetAwaiter().GetResult()
 
-/// A test whose body is an F# task.
-let testT name (body: unit -> Task<unit>) = testCase name (fun () -> body().GetAwaiter().GetResult())
+/// A test whose body is an F# task. A hang (a cache that never gives up on a dead remote) fails the test after
+/// 30 s instead of stalling the suite.
+let testT name (body: unit -> Task<unit>) =
+    testCase name (fun () ->
+        try
+            body().WaitAsync(TimeSpan.FromSeconds 30.0).GetAwaiter().GetResult()
+        with :? TimeoutException -> failtestf "%s: no result within 30 s (hung)" name)
 
 /// A TimeProvider whose clock the test moves (cool-downs end when the test says so, not after real seconds).
 type ManualTime(start: DateTimeOffset) =

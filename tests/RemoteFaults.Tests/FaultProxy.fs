@@ -35,6 +35,12 @@ type Mode =
     | CutBodies
     /// Answer this HTTP status to the next `count` requests, then pass through again.
     | Errors of status: int * count: int
+    /// Answer this HTTP status to the next `count` uploads (PUT); everything else passes through.
+    | FailWrites of status: int * count: int
+    /// Flip a byte in the middle of every upload body (PUT) before forwarding it; headers unchanged.
+    | CorruptUploads
+    /// Send the head at once, then every object body `chunk` bytes at a time, one chunk per `interval`.
+    | Trickle of chunk: int * interval: TimeSpan
 
 /// What the proxy did (counts since it started).
 type ProxyCounters =
@@ -46,6 +52,8 @@ type ProxyCounters =
       Truncated: int
       Cut: int
       ErrorsServed: int
+      CorruptedUploads: int
+      Trickled: int
       ModeChanges: int }
 
 /// A small buffered reader over a socket stream: HTTP heads by line, bodies by length.
@@ -225,6 +233,8 @@ type FaultProxy(upstream: Uri) =
     let mutable truncated = 0
     let mutable cut = 0
     let mutable errorsServed = 0
+    let mutable corruptedUploads = 0
+    let mutable trickled = 0
     let mutable modeChanges = 0
 
     let isObjectBody (request: Head) (response: Head) (body: byte[]) =
@@ -234,15 +244,22 @@ type FaultProxy(upstream: Uri) =
         && (response.Get "Content-Type" |> Option.exists (fun t -> t.StartsWith("application/octet-stream", StringComparison.OrdinalIgnoreCase)))
 
     /// Takes the mode for one request; an error budget is spent here, and pass-through resumes when it is used up.
-    let takeMode () =
+    let takeMode (request: Head) =
+        let isPut = request.First.StartsWith("PUT ", StringComparison.Ordinal)
         lock gate (fun () ->
             match mode with
             | Errors(status, n) when n > 0 ->
                 mode <- (if n = 1 then PassThrough else Errors(status, n - 1))
                 Errors(status, n)
-            | Errors _ ->
+            | FailWrites(status, n) when n > 0 && isPut ->
+                mode <- (if n = 1 then PassThrough else FailWrites(status, n - 1))
+                Errors(status, n)
+            | FailWrites(_, n) when n > 0 -> PassThrough
+            | Errors _
+            | FailWrites _ ->
                 mode <- PassThrough
                 PassThrough
+            | CorruptUploads when not isPut -> PassThrough
             | m -> m)
 
     let send (client: NetworkStream) (bytes: byte[]) (ct: CancellationToken) = client.WriteAsync(bytes, ct).AsTask()
@@ -297,7 +314,7 @@ type FaultProxy(upstream: Uri) =
                             do! send cs (Encoding.ASCII.GetBytes "HTTP/1.1 100 Continue\r\n\r\n") ct
                         let! body = readBody reader request false ct
                         Interlocked.Increment(&requests) |> ignore
-                        match takeMode () with
+                        match takeMode request with
                         | Down -> client.Client.LingerState <- LingerOption(true, 0)
                         | BlackHole ->
                             Interlocked.Increment(&blackHoled) |> ignore
@@ -315,6 +332,14 @@ type FaultProxy(upstream: Uri) =
                                 Interlocked.Increment(&delayed) |> ignore
                                 do! Task.Delay(d, ct)
                             | _ -> ()
+                            let body =
+                                match m with
+                                | CorruptUploads when body.Length > 0 ->
+                                    Interlocked.Increment(&corruptedUploads) |> ignore
+                                    let damaged = Array.copy body
+                                    damaged.[damaged.Length / 2] <- damaged.[damaged.Length / 2] ^^^ 0x5Auy
+                                    damaged
+                                | _ -> body
                             let! response, respBody, noBody = forward request body ct
                             Interlocked.Increment(&forwarded) |> ignore
                             let head = response.Without([ "Connection"; "Keep-Alive"; "Transfer-Encoding" ])
@@ -340,6 +365,16 @@ type FaultProxy(upstream: Uri) =
                                     let h = head.Without([ "Content-Length" ]).With("Content-Length", string respBody.Length).With("Connection", "close")
                                     do! send cs (Array.append (h.Bytes()) respBody.[.. respBody.Length / 2 - 1]) ct
                                     client.Client.LingerState <- LingerOption(true, 0)
+                                | Trickle(chunk, interval) when object ->
+                                    Interlocked.Increment(&trickled) |> ignore
+                                    let h = head.Without([ "Content-Length" ]).With("Content-Length", string respBody.Length).With("Connection", "close")
+                                    do! send cs (h.Bytes()) ct
+                                    let mutable at = 0
+                                    while at < respBody.Length do
+                                        do! Task.Delay(interval, ct)
+                                        let n = min chunk (respBody.Length - at)
+                                        do! cs.WriteAsync(respBody, at, n, ct)
+                                        at <- at + n
                                 | _ -> do! send cs (framed respBody) ct
                         if client.Connected then
                             try client.Client.Shutdown SocketShutdown.Send with _ -> ()
@@ -351,7 +386,7 @@ type FaultProxy(upstream: Uri) =
                 client.Dispose()
         }
 
-    let rec acceptLoop (l: TcpListener) (ct: CancellationToken) =
+    let acceptLoop (l: TcpListener) (ct: CancellationToken) =
         task {
             let mutable go = true
             while go && not ct.IsCancellationRequested do
@@ -414,6 +449,8 @@ type FaultProxy(upstream: Uri) =
           Truncated = Volatile.Read &truncated
           Cut = Volatile.Read &cut
           ErrorsServed = Volatile.Read &errorsServed
+          CorruptedUploads = Volatile.Read &corruptedUploads
+          Trickled = Volatile.Read &trickled
           ModeChanges = lock gate (fun () -> modeChanges) }
 
     interface IDisposable with

@@ -232,6 +232,7 @@ let scenarios (backend: Backend) =
             Expect.equal res.Wrong 0 "no wrong result"
             Expect.equal (r.Remote.Hits, r.Remote.Timeouts) (int64 all.Length, 0L) $"all served, no timeout:\n{r.Logged}"
             Expect.isGreaterThanOrEqual res.Elapsed.TotalSeconds (latency.TotalSeconds * float all.Length) "the injected latency was paid"
+            Expect.isLessThan res.Elapsed.TotalSeconds (latency.TotalSeconds * float all.Length + 3.0) "and not much more"
             note $"{tag} | slow 150 ms (timeout 3 s) | {all.Length} lookups, wrong 0 | remote: {countersText r.Remote} | elapsed {res.Elapsed.TotalSeconds:F2} s"
         }
 
@@ -291,6 +292,78 @@ let scenarios (backend: Backend) =
             Expect.isGreaterThanOrEqual res.Elapsed.TotalSeconds (timeout.TotalSeconds * float calls * 0.9) "every timeout was waited for"
             Expect.equal r.Local.Writes (int64 cases.Length) "the local tier stored every recording"
             note $"{tag} | black-holed, no cool-down | {cases.Length} lookups, wrong 0 | remote: {countersText s} | elapsed {res.Elapsed.TotalSeconds:F2} s (bound {calls} × {timeout.TotalSeconds:F1} s + 2 s = {bound:F1} s)"
+        }
+
+        testT "trickled bodies (headers at once, 16 bytes per 100 ms): one timed-out read, cool-down; elapsed within one timeout plus slack" <| fun () -> task {
+            use remote = remoteFor backend "trickle" 0
+            do! populate remote all
+            do! warm remote
+            remote.Proxy.SetMode(Trickle(16, TimeSpan.FromMilliseconds 100.0))
+            let timeout = TimeSpan.FromSeconds 1.0
+            use r = rig remote remote.ViaProxy true timeout longCoolDown
+            let! res = runCases r.Store all
+            Expect.equal res.Wrong 0 "no wrong result"
+            let s = r.Remote
+            Expect.equal (s.MissesTimeout, s.MissesSkipped, s.Hits) (1L, int64 (all.Length - 1), 0L) $"{countersText s}:\n{r.Logged}"
+            Expect.equal r.Local.Backfills 0L "nothing back-filled"
+            let bound = timeout.TotalSeconds + 2.0
+            Expect.isLessThan res.Elapsed.TotalSeconds bound "a body that never finishes is bounded by the timeout too"
+            Expect.isGreaterThanOrEqual remote.Proxy.Counters.Trickled 1 "the proxy trickled a body"
+            note $"{tag} | trickled body (16 B / 100 ms, timeout 1 s) | {all.Length} lookups, wrong 0 | remote: {countersText s} | elapsed {res.Elapsed.TotalSeconds:F2} s (bound 1 × 1 s + 2 s)"
+        }
+
+        testT "black-holed under concurrent lookups: the waits overlap; elapsed within one timeout plus slack" <| fun () -> task {
+            use remote = remoteFor backend "holepar" 0
+            do! warm remote
+            remote.Proxy.SetMode BlackHole
+            let timeout = TimeSpan.FromMilliseconds 800.0
+            use r = rig remote remote.ViaProxy true timeout longCoolDown
+            let watch = Stopwatch.StartNew()
+            let! results = all |> List.map (fun c -> runCases r.Store [ c ]) |> Task.WhenAll
+            let elapsed = watch.Elapsed
+            Expect.equal (results |> Array.sumBy (fun x -> x.Wrong)) 0 "no wrong result"
+            let s = r.Remote
+            Expect.equal (s.MissesTimeout + s.MissesSkipped) (int64 all.Length) $"every read timed out or was skipped ({countersText s}):\n{r.Logged}"
+            Expect.isGreaterThanOrEqual s.MissesTimeout 1L "at least one read waited"
+            let bound = timeout.TotalSeconds + 2.0
+            Expect.isLessThan elapsed.TotalSeconds bound "concurrent waits overlap"
+            note $"{tag} | black-holed, {all.Length} concurrent lookups | wrong 0 | remote: {countersText s} | elapsed {elapsed.TotalSeconds:F2} s (bound 1 × {timeout.TotalSeconds:F1} s + 2 s)"
+        }
+
+        testT "uploads answered with HTTP 500: counted write errors, nothing stored remotely, results correct" <| fun () -> task {
+            use remote = remoteFor backend "putfail" 0
+            do! warm remote
+            remote.Proxy.SetMode(FailWrites(500, 1000))
+            use r = rig remote remote.ViaProxy true generous TimeSpan.Zero
+            let! res = runCases r.Store all
+            Expect.equal res.Wrong 0 "no wrong result"
+            let s = r.Remote
+            Expect.equal (s.MissesNotFound, s.Writes, s.Errors) (int64 all.Length, 0L, int64 all.Length) $"reads fine, every write failed ({countersText s}):\n{r.Logged}"
+            Expect.equal r.Local.Writes (int64 all.Length) "the local tier stored every recording"
+            Expect.equal remote.Proxy.Counters.ErrorsServed all.Length "one failed upload per recording"
+            let! count, _ = remoteValidEntries remote
+            Expect.equal count 0 "nothing was stored remotely"
+            note $"{tag} | uploads answered HTTP 500 (no cool-down) | {all.Length} lookups, wrong 0 | remote: {countersText s}"
+        }
+
+        testT "uploads corrupted in transit: never stored as valid-looking data; a later reader gets only correct results" <| fun () -> task {
+            use remote = remoteFor backend "putcorrupt" 0
+            do! warm remote
+            remote.Proxy.SetMode CorruptUploads
+            use w = rig remote remote.ViaProxy true generous TimeSpan.Zero
+            let! res = runCases w.Store all
+            Expect.equal res.Wrong 0 "no wrong result while uploading"
+            let ws = w.Remote
+            Expect.equal (ws.Writes + ws.Errors) (int64 all.Length) $"every upload either failed or was acknowledged ({countersText ws}):\n{w.Logged}"
+            remote.Proxy.SetMode PassThrough
+            let! count, valid = remoteValidEntries remote
+            use r = rig remote remote.ViaProxy true generous longCoolDown
+            let! read = runCases r.Store all
+            Expect.equal read.Wrong 0 "a later reader gets no wrong result"
+            let rs = r.Remote
+            Expect.equal valid 0 "no uploaded entry is a valid envelope"
+            Expect.equal (rs.Hits, rs.Rejected, rs.MissesNotFound) (0L, int64 count, int64 (all.Length - count)) $"stored damaged entries are rejected, the rest are missing ({countersText rs}):\n{r.Logged}"
+            note $"{tag} | uploads corrupted in transit (1 byte) | {all.Length} uploads: acknowledged {ws.Writes}, refused {ws.Errors}; stored {count}, valid 0 | later reader: wrong 0, {countersText rs}"
         }
 
         for label, mode, detail in
@@ -370,10 +443,11 @@ let scenarios (backend: Backend) =
         }
     ]
 
+// Each backend's scenarios run one after another (they measure elapsed time); the two backends, which use different
+// emulators, run side by side to keep the suite short.
 [<Tests>]
 let tests =
-    testSequenced
-    <| testList "remote-faults" [
-        testList "s3" (scenarios S3)
-        testList "azure" (scenarios Azure)
+    testList "remote-faults" [
+        testSequencedGroup "remote-faults-s3" (testList "s3" (scenarios S3))
+        testSequencedGroup "remote-faults-azure" (testList "azure" (scenarios Azure))
     ]
