@@ -266,8 +266,13 @@ let scenarios (backend: Backend) =
             Expect.isGreaterThanOrEqual res.Elapsed.TotalSeconds (timeout.TotalSeconds * 0.9) "the timeout was waited for"
             Expect.isLessThan res.Elapsed.TotalSeconds bound "bounded by timeout × calls before the cool-down"
             Expect.isGreaterThanOrEqual remote.Proxy.Counters.BlackHoled 1 "the proxy swallowed the request"
+            let remoteTier () = r.Cache.Tiers |> Seq.find (fun t -> t.Name = "remote")
+            Expect.equal (remoteTier ()).CoolingDownUntil (Nullable(r.Time.GetUtcNow() + longCoolDown)) "the tier reports its cool-down"
+            let said = r.Log |> Seq.filter (fun m -> m.Contains "cache tier remote" && m.Contains "no answer within 600 ms") |> Seq.length
+            Expect.equal said 1 $"the timeout is logged once, not once per skipped call:\n{r.Logged}"
             remote.Proxy.SetMode PassThrough
             r.Time.Advance(longCoolDown + TimeSpan.FromSeconds 1.0)
+            Expect.isFalse (remoteTier ()).CoolingDownUntil.HasValue "the cool-down is over"
             let! after = runCases r.Store second
             Expect.equal after.Wrong 0 "correct after recovery"
             Expect.equal (r.Remote.Writes, r.Remote.MissesNotFound) (int64 second.Length, int64 second.Length) $"the remote is read and written again:\n{r.Logged}"
@@ -328,6 +333,34 @@ let scenarios (backend: Backend) =
             let bound = timeout.TotalSeconds + 2.0
             Expect.isLessThan elapsed.TotalSeconds bound "concurrent waits overlap"
             note $"{tag} | black-holed, {all.Length} concurrent lookups | wrong 0 | remote: {countersText s} | elapsed {elapsed.TotalSeconds:F2} s (bound 1 × {timeout.TotalSeconds:F1} s + 2 s)"
+        }
+
+        testT "black-holed, caller cancels: the wait ends at the caller's cancellation, not at the tier timeout; later lookups work" <| fun () -> task {
+            use remote = remoteFor backend "cancel" 0
+            do! warm remote
+            remote.Proxy.SetMode BlackHole
+            use r = rig remote remote.ViaProxy true generous longCoolDown
+            let c = List.head all
+            use cts = new Threading.CancellationTokenSource(TimeSpan.FromMilliseconds 300.0)
+            let watch = Stopwatch.StartNew()
+            let! outcome =
+                task {
+                    try
+                        let! _ = r.Store.GetOrRecordAsync(c.Graph, cts.Token)
+                        return "completed"
+                    with
+                    | :? OperationCanceledException -> return "cancelled"
+                    | e -> return e.GetType().Name
+                }
+            let waited = watch.Elapsed
+            Expect.equal outcome "cancelled" "the caller's cancellation is what ends the call"
+            Expect.isLessThan waited.TotalSeconds 2.0 "well before the 10 s tier timeout"
+            Expect.equal (r.Remote.MissesTimeout, r.Remote.MissesError) (0L, 0L) "a cancelled wait is not a tier failure"
+            remote.Proxy.SetMode PassThrough
+            let! after = runCases r.Store all
+            Expect.equal after.Wrong 0 "later lookups are correct"
+            Expect.equal r.Remote.MissesNotFound (int64 all.Length) $"the remote is asked again (no stale flight, no cool-down):\n{r.Logged}"
+            note $"{tag} | black-holed, caller cancels after 0.3 s (tier timeout 10 s) | 1 + {all.Length} lookups, wrong 0 | cancelled after {waited.TotalSeconds:F2} s; remote: {countersText r.Remote}"
         }
 
         testT "uploads answered with HTTP 500: counted write errors, nothing stored remotely, results correct" <| fun () -> task {
