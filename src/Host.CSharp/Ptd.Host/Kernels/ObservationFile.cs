@@ -191,6 +191,9 @@ public static class ObservationFile
         if (discrete && x != Math.Floor(x))
             throw new PtdException(
                 $"{where}: '{Clip(line)}' is not a whole number; the model is discrete, so observations are jump counts (0, 1, 2, …)");
+        if (discrete && x > TraceLikelihood.MaxSteps)
+            throw new PtdException(
+                $"{where}: '{Clip(line)}' jumps is beyond the {TraceLikelihood.MaxSteps} steps the pmf recursion is allowed");
         return x;
     }
 
