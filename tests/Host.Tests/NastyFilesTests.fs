@@ -113,7 +113,7 @@ let private timeoutMs = 5_000
 let private observationFuzz () =
     let stats = Hostile.Stats "observation file"
     let lines = [| "0.5"; "1"; "1e-300"; "3 # c"; "# comment"; ""; "  "; "\r"; "2.5e3" |]
-    Hostile.fuzz stats 1000 (fun seed ->
+    Hostile.fuzz stats 500 (fun seed ->
         let rng = Random seed
         let valid = String.Join("\n", Array.init (rng.Next(0, 30)) (fun _ -> lines.[rng.Next lines.Length]))
         let text = Hostile.mutate rng valid
@@ -136,7 +136,7 @@ let private envelopeFuzz () =
     let stats = Hostile.Stats "cache envelope"
     let payload = Encoding.UTF8.GetBytes(String.replicate 200 "phase-type ")
     let envelopes = [| for c in [ CacheCompression.None; CacheCompression.Deflate; CacheCompression.Brotli ] -> CacheEnvelope.Encode(kind, storageKey, "test/1", ReadOnlySpan payload, c) |]
-    Hostile.fuzz stats 1500 (fun seed ->
+    Hostile.fuzz stats 600 (fun seed ->
         let rng = Random seed
         let e = Array.copy envelopes.[rng.Next envelopes.Length]
         for _ in 1 .. rng.Next(1, 4) do
@@ -181,7 +181,7 @@ let private archiveFuzz () =
     let manifest =
         sprintf """{"format": "ptd-cache-archive/1", "created": "2026-01-01T00:00:00Z", "producer": "x", "generation": 1, "entries": [{"path": "entries/trace/r1/g1/%s", "storageKey": "trace/r1/g1/%s", "kind": "trace", "revision": 1, "generation": 1, "key": "%s", "producerVersion": "x", "payloadSha256": "%s", "payloadLength": 10, "size": 100, "envelopeSha256": "%s"}]}"""
             (hex 'a') (hex 'a') (hex 'a') (hex '0') (hex '0')
-    Hostile.fuzz stats 600 (fun seed ->
+    Hostile.fuzz stats 300 (fun seed ->
         let rng = Random seed
         let text = Hostile.mutate rng manifest
         let bytes = tarGz (Encoding.UTF8.GetBytes text)
@@ -202,7 +202,7 @@ let private configFuzz () =
         [| "file:///tmp/ptd-cache?maxSize=10GB&maxAge=30d"; "s3://bucket/prefix?timeout=5s&access=read"; "azure://account/container"
            "off"; "/tmp/a;/tmp/b?name=x" |]
     let json = """{"tiers": [{"location": "file:///tmp/x", "maxSize": "10GB", "timeout": "5s"}], "enabled": true}"""
-    Hostile.fuzz stats 1500 (fun seed ->
+    Hostile.fuzz stats 600 (fun seed ->
         let rng = Random seed
         let input, parse =
             match rng.Next 4 with
@@ -240,7 +240,7 @@ let private argsFuzz () =
            "1,2"; ",,"; ""; "--times"; "0.5,1"; "--count"; "-n"; "10"; "1e9"; "99999999999"; "--seed"; "--json"; "--verbose"; "--nonsense"
            "--"; "-"; "---"; "--="; "="; "--data"; "/nonexistent"; "--method"; "euler"; "magic"; "--granularity"; "--tolerance"; "info"; "record"
            "--reward-slot"; "5"; "\u0000"; "é"; String('x', 5000) |]
-    Hostile.fuzz stats 1500 (fun seed ->
+    Hostile.fuzz stats 500 (fun seed ->
         let rng = Random seed
         let argv = Array.append [| commands.[rng.Next commands.Length] |] (Array.init (rng.Next(0, 8)) (fun _ -> tokens.[rng.Next tokens.Length]))
         let length = argv |> Array.sumBy (fun a -> a.Length + 1)
@@ -265,10 +265,10 @@ let tests =
             if not failures.IsEmpty then failtestf "%d of %d corpus cases failed:\n%s" failures.Count cases.Length (String.Join("\n", failures |> Seq.sort))
             printfn "[hostile] ptd corpus: %d cases, exit 2 for all, 0 stack traces, max time %.0f ms" cases.Length (Seq.max times)
 
-        testCase "observation files: 1000 mutated files (continuous and discrete)" observationFuzz
-        testCase "cache envelopes: 1500 mutated envelopes (every compression, resealed headers)" envelopeFuzz
+        testCase "observation files: 500 mutated files (continuous and discrete)" observationFuzz
+        testCase "cache envelopes: 600 mutated envelopes (every compression, resealed headers)" envelopeFuzz
         testCase "cache envelopes: a declared 512 MB payload costs what the bytes inflate to" envelopeClaim
-        testCase "cache archives: 600 mutated manifests in tar.gz (and damaged gzip)" archiveFuzz
-        testCase "cache configuration: 1500 mutated PTD_CACHE chains, sizes, durations, JSON files" configFuzz
-        testCase "CLI arguments: 1500 hostile argument vectors through CliApp.Run (exit 0 or 2, never 70)" argsFuzz
+        testCase "cache archives: 300 mutated manifests in tar.gz (and damaged gzip)" archiveFuzz
+        testCase "cache configuration: 600 mutated PTD_CACHE chains, sizes, durations, JSON files" configFuzz
+        testCase "CLI arguments: 500 hostile argument vectors through CliApp.Run (exit 0 or 2, never 70)" argsFuzz
     ]
