@@ -90,8 +90,23 @@ let private boolean (path: string) (e: JsonElement) =
 
 let private array (path: string) (e: JsonElement) =
     if e.ValueKind <> JsonValueKind.Array then fail "%s must be an array (got %s)" path (kindName e)
-    // Materializing is backed by the input: one element per parsed JSON value.
-    [| for x in e.EnumerateArray() -> x |]
+    // Materializing is backed by the input: one element per parsed JSON value (sized up front,
+    // no growth copies).
+    let a = Array.zeroCreate (e.GetArrayLength())
+    let mutable i = 0
+    for x in e.EnumerateArray() do
+        a.[i] <- x
+        i <- i + 1
+    a
+
+/// `number` without building the element's path string unless it fails: a 2000 × 2000 matrix
+/// would otherwise allocate 4·10⁶ strings like "S[1234][567]" (over 1 GB for an 8 MB file).
+let private numberLazy (path: unit -> string) (e: JsonElement) =
+    if e.ValueKind = JsonValueKind.Number then
+        match e.TryGetDouble() with
+        | true, x when Double.IsFinite x -> x
+        | _ -> number (path ()) e
+    else number (path ()) e
 
 let private optional (d: Dictionary<string, JsonElement>) name (read: JsonElement -> 'a) (fallback: 'a) =
     match d.TryGetValue name with
@@ -128,7 +143,7 @@ let private weightOf (path: string) (d: Dictionary<string, JsonElement>) (paramL
         let items = array (path + ".coef") d.["coef"]
         if items.Length <> paramLength then
             fail "%s.coef has %d entries but paramLength is %d" path items.Length paramLength
-        let coef = items |> Array.mapi (fun k x -> number (at (path + ".coef") k) x)
+        let coef = items |> Array.mapi (fun k x -> numberLazy (fun () -> at (path + ".coef") k) x)
         let b = optional d "base" (number (path + ".base")) 0.0
         // With no parameter dependence, a negative base is a negative constant weight.
         if b < 0.0 && coef |> Array.forall (fun c -> c = 0.0) then
@@ -227,11 +242,11 @@ let private matrixFields = [ "format"; "discrete"; "alpha"; "S" ]
 let private parseMatrix (root: JsonElement) : Graph =
     let d = fields "" root matrixFields
     let discrete = optional d "discrete" (boolean "discrete") false
-    let alpha = array "alpha" (required "" d "alpha") |> Array.mapi (fun i x -> number (at "alpha" i) x)
+    let alpha = array "alpha" (required "" d "alpha") |> Array.mapi (fun i x -> numberLazy (fun () -> at "alpha" i) x)
     let s =
         array "S" (required "" d "S")
         |> Array.mapi (fun i row ->
-            array (at "S" i) row |> Array.mapi (fun j x -> number (at (at "S" i) j) x))
+            array (at "S" i) row |> Array.mapi (fun j x -> numberLazy (fun () -> at (at "S" i) j) x))
     try
         Matrix.toGraph discrete alpha s
     with :? PtdException as ex ->
@@ -265,16 +280,8 @@ let private parseDocument (json: string) =
         let pos = if ex.BytePositionInLine.HasValue then ex.BytePositionInLine.Value + 1L else 0L
         raise (PtdException(sprintf "model file: invalid JSON at line %d, position %d: %s" line pos reason, ex))
 
-/// Reads a model file in either form (dispatch on "format") and returns its validated graph.
-/// Every error is a PtdException whose message starts with "model file:" and names the field.
-let parse (json: string) : Graph =
-    if isNull json then fail "no input (null)"
-    // A byte-order mark left in the text by a reader that did not strip it is not an error.
-    let json = if json.StartsWith '\uFEFF' then json.Substring 1 else json
-    use doc = parseDocument json
-    let root = doc.RootElement
-    if root.ValueKind <> JsonValueKind.Object then
-        fail "the top level must be a JSON object with a \"format\" field (got %s)" (kindName root)
+/// The top-level object: dispatch on "format".
+let private parseRoot (json: string) (root: JsonElement) : Graph =
     let format =
         let mutable found = None
         for p in root.EnumerateObject() do
@@ -286,20 +293,33 @@ let parse (json: string) : Graph =
         match found with
         | Some f -> f
         | None -> fail "missing required field \"format\"; supported formats: %s" supported
+    match format with
+    | GraphFormat -> parseGraph root json.Length
+    | MatrixFormat -> parseMatrix root
+    | _ ->
+        match revision format with
+        | Some(("ptd-graph" | "ptd-matrix") as family, r) when r > 1 ->
+            fail "format \"%s\" is a newer revision; this version reads %s/1 (supported: %s) — upgrade ptd to read this file"
+                format family supported
+        | _ -> fail "unknown format \"%s\"; supported formats: %s" format supported
+
+/// Reads a model file in either form (dispatch on "format") and returns its validated graph.
+/// Every error is a PtdException whose message starts with "model file:" and names the field.
+let parse (json: string) : Graph =
+    if isNull json then fail "no input (null)"
+    // A byte-order mark left in the text by a reader that did not strip it is not an error.
+    let json = if json.StartsWith '\uFEFF' then json.Substring 1 else json
+    use doc = parseDocument json
+    let root = doc.RootElement
+    if root.ValueKind <> JsonValueKind.Object then
+        fail "the top level must be a JSON object with a \"format\" field (got %s)" (kindName root)
+    // Defence in depth: nothing but PtdException leaves this function (e.g. a string holding a
+    // lone surrogate escape, "\ud800", makes GetString throw InvalidOperationException).
     try
-        match format with
-        | GraphFormat -> parseGraph root json.Length
-        | MatrixFormat -> parseMatrix root
-        | _ ->
-            match revision format with
-            | Some(("ptd-graph" | "ptd-matrix") as family, r) when r > 1 ->
-                fail "format \"%s\" is a newer revision; this version reads %s/1 (supported: %s) — upgrade ptd to read this file"
-                    format family supported
-            | _ -> fail "unknown format \"%s\"; supported formats: %s" format supported
+        parseRoot json root
     with
     | :? PtdException as ex when ex.Message.StartsWith("model file:", StringComparison.Ordinal) -> reraise ()
     | :? PtdException as ex -> wrap ex ""
-    // Defence in depth: nothing but PtdException leaves this function.
     | :? InvalidOperationException
     | :? KeyNotFoundException
     | :? FormatException

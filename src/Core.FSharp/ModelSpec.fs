@@ -21,6 +21,15 @@ module ModelSpec =
             | true, v -> v
             | _ -> Fail.format "model spec '%s': %s=%s is not an integer" spec key s
 
+    /// Sizes above these would build more than ~10⁷ vertices from a few characters of input (an
+    /// allocation no spec should trigger by a typo, e.g. erlang:k=2147483647): refused up front.
+    let private sizeArg (spec: string) (args: Map<string, string>) key (limit: int) (states: string) =
+        let v = intArg spec args key
+        if v > limit then
+            Fail.format "model spec '%s': %s=%d is too large; built-in models allow %s ≤ %d (%s); write a model file for larger models"
+                spec key v key limit states
+        v
+
     let private floatArg (spec: string) (args: Map<string, string>) key =
         args.TryFind key
         |> Option.map (fun s ->
@@ -32,21 +41,21 @@ module ModelSpec =
         [ { Name = "coalescent"
             Keys = [ "n", "number of samples (≥ 2)"; "rate", "pair-coalescence rate (omit: parameter θ₁)" ]
             Summary = "Kingman coalescent, block-counting state; E[T_MRCA] = 2(1 − 1/n) at rate 1"
-            Build = fun a -> Models.coalescent (intArg spec a "n") (floatArg spec a "rate") }
+            Build = fun a -> Models.coalescent (sizeArg spec a "n" 80 "the state space grows like the partitions of n: 1.6·10⁷ at n = 80") (floatArg spec a "rate") }
           { Name = "rabbits"
             Keys = [ "R", "number of rabbits (≥ 1)"; "fl", "flood rate of the left island (default 2)"; "fr", "flood rate of the right island (default 4)" ]
             Summary = "rabbit islands (cyclic), constant rates"
             Build =
               fun a ->
-                  Models.rabbits (intArg spec a "R") (defaultArg (floatArg spec a "fl") 2.0) (defaultArg (floatArg spec a "fr") 4.0) }
+                  Models.rabbits (sizeArg spec a "R" 4000 "about R²/2 states") (defaultArg (floatArg spec a "fl") 2.0) (defaultArg (floatArg spec a "fr") 4.0) }
           { Name = "rabbits3"
             Keys = [ "R", "number of rabbits (≥ 1)" ]
             Summary = "rabbit islands (cyclic), θ = (jump rate per rabbit, flood left, flood right)"
-            Build = fun a -> Models.rabbits3 (intArg spec a "R") }
+            Build = fun a -> Models.rabbits3 (sizeArg spec a "R" 4000 "about R²/2 states") }
           { Name = "erlang"
             Keys = [ "k", "number of phases (≥ 1)"; "rate", "rate per phase (omit: parameter θ₁)" ]
             Summary = "Erlang(k, rate); E = k/rate"
-            Build = fun a -> Models.erlang (intArg spec a "k") (floatArg spec a "rate") }
+            Build = fun a -> Models.erlang (sizeArg spec a "k" 10_000_000 "k + 1 states") (floatArg spec a "rate") }
           { Name = "exponential"
             Keys = [ "rate", "rate (omit: parameter θ₁)" ]
             Summary = "Exponential(rate); E = 1/rate"
@@ -54,7 +63,7 @@ module ModelSpec =
           { Name = "twodeme"
             Keys = [ "n", "number of lineages (≥ 2)" ]
             Summary = "structured coalescent in two demes (cyclic), θ = (coalescence rate, migration rate)"
-            Build = fun a -> Models.twoDeme (intArg spec a "n") } ]
+            Build = fun a -> Models.twoDeme (sizeArg spec a "n" 4000 "about n²/2 states") } ]
 
     /// The names of the built-in models.
     let names = entries "" |> List.map (fun e -> e.Name)
@@ -90,6 +99,11 @@ module ModelSpec =
                     match kv.Split('=', 2) with
                     | [| k; v |] when k.Trim() <> "" -> k.Trim(), v.Trim()
                     | _ -> Fail.format "model spec '%s': '%s' should be key=value" spec kv)
+            // A repeated key is a typo or a merge accident: "last wins" would silently pick one.
+            args
+            |> Array.countBy fst
+            |> Array.tryFind (fun (_, n) -> n > 1)
+            |> Option.iter (fun (k, n) -> Fail.format "model spec '%s': key '%s' is given %d times; give each key once" spec k n)
             for k, _ in args do
                 if not (entry.Keys |> List.exists (fun (key, _) -> key = k)) then
                     Fail.format "model spec '%s': unknown key '%s' for %s; keys: %s" spec k name

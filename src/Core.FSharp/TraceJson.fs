@@ -207,4 +207,13 @@ module TraceJson =
             try JsonDocument.Parse(json, JsonDocumentOptions(MaxDepth = 16))
             with :? JsonException as e -> raise (PtdException(sprintf "trace JSON is not valid JSON: %s" e.Message, e))
         use doc = doc
-        importDoc doc.RootElement
+        // Defence in depth: nothing but PtdException leaves (a lone surrogate escape such as
+        // "\ud800" makes GetString throw InvalidOperationException).
+        try
+            importDoc doc.RootElement
+        with
+        | :? InvalidOperationException
+        | :? Collections.Generic.KeyNotFoundException
+        | :? FormatException
+        | :? OverflowException
+        | :? ArgumentException as e -> raise (PtdException(sprintf "trace JSON: %s" e.Message, e))

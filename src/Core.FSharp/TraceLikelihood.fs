@@ -88,13 +88,31 @@ module TraceLikelihood =
             if c.IsTransient.[z] then alpha.[z] <- alpha.[z] + d else defect <- defect + d
         { c with P = p; Stay = stay; Exit = exit; Alpha = alpha; Defect = defect }
 
+    /// Sweep vectors whose largest entry falls below 2^−512 are multiplied by a power of two
+    /// (exact), so a long sweep through a slowly draining chain never underflows to 0.
+    let private rescaleBelow = 1.4916681462400413e-154 // 2^−512
+
+    let private ln2 = Math.Log 2.0
+
+    /// The sweep's output: v_k (and tangents) stored in units of 2^Exponents[k] (true value =
+    /// stored · 2^Exponents[k]), and log of the mass left in the chain at the last step (true
+    /// units; the mass never grows, so it bounds every later step).
+    type private Sweep =
+        { V: float[]
+          DV: float[][]
+          Exponents: int[]
+          Rescaled: bool
+          LogMassEnd: float }
+
     /// v_k = π_k · s for k = 0 .. steps − 1 with π_0 = α, π_{k+1} = π_k P (P from `chain`), and
-    /// the tangents of v_k along every direction in `tangents`.
-    let private sweep (g: Graph) (c: Chain) (tangents: Chain[]) (steps: int) : float[] * float[][] =
+    /// the tangents of v_k along every direction in `tangents`, rescaled as described above.
+    let private sweep (g: Graph) (c: Chain) (tangents: Chain[]) (steps: int) : Sweep =
         let n = g.VertexCount
         let d = tangents.Length
         let v = Array.zeroCreate steps
         let dv = Array.init d (fun _ -> Array.zeroCreate steps)
+        let exps = Array.zeroCreate steps
+        let mutable exponent = 0
         let mutable pi = Array.copy c.Alpha
         let mutable next = Array.zeroCreate n
         let dpi = tangents |> Array.map (fun t -> Array.copy t.Alpha)
@@ -105,6 +123,7 @@ module TraceLikelihood =
             let mutable u = 0.0
             for x in c.Transient do u <- u + pi.[x] * c.Exit.[x]
             v.[k] <- u
+            exps.[k] <- exponent
             for j in 0 .. d - 1 do
                 let t = tangents.[j]
                 let dp: float[] = dpi.[j]
@@ -132,10 +151,26 @@ module TraceLikelihood =
                             if c.IsTransient.[z] then dn.[z] <- dn.[z] + dpx * c.P.[e] + px * t.P.[e]
                     dpi.[j] <- dn
                     dnext.[j] <- dp
+                let mutable top = 0.0
+                for x in c.Transient do top <- max top next.[x]
+                if top > 0.0 && top < rescaleBelow then
+                    let shift = -Math.ILogB top
+                    let f = Math.ScaleB(1.0, shift)
+                    for x in c.Transient do next.[x] <- next.[x] * f
+                    for j in 0 .. d - 1 do
+                        let dn: float[] = dpi.[j]
+                        for x in c.Transient do dn.[x] <- dn.[x] * f
+                    exponent <- exponent - shift
                 let tmp = pi
                 pi <- next
                 next <- tmp
-        v, dv
+        let mutable mass = 0.0
+        for x in c.Transient do mass <- mass + pi.[x]
+        { V = v
+          DV = dv
+          Exponents = exps
+          Rescaled = exponent <> 0
+          LogMassEnd = if mass > 0.0 then Math.Log mass + float exps.[steps - 1] * ln2 else Double.NegativeInfinity }
 
     /// Poisson terms below eps × the mode's term are dropped (the dropped mass is < ~1e-15).
     let private eps = 1e-17
@@ -156,24 +191,87 @@ module TraceLikelihood =
             if g.IsDiscrete && x > float MaxSteps then
                 Fail.format "observation %d = %g jumps is beyond the %d steps the pmf recursion is allowed" i x MaxSteps
 
-    /// Densities (continuous) or probabilities (discrete) of every observation and, when
-    /// `withTangents`, their derivatives: result.[j].[i] = ∂f(x_i)/∂θ_j.
-    let private densities (t: Trace) (theta: float[]) (data: float[]) (withTangents: bool) : float[] * float[][] =
+    /// Per observation: f (the density or probability; it may underflow to 0 when log f is
+    /// finite), log f, and ∂ log f/∂θ_j in dlog.[j].[i] (0 where log f = −∞: see
+    /// logLikelihoodWithGradient).
+    type private Densities =
+        { F: float[]
+          LogF: float[]
+          DLog: float[][] }
+
+    /// log f and ∂ log f/∂θ from EVERY step of the sweep, in log space (log Pois(k; μ) =
+    /// k log μ − μ − log k!, the sweep's exponents added, terms combined relative to the
+    /// largest). Used when the Poisson window around the mode cannot resolve f: an observation
+    /// far in a tail (its density is carried by steps far from the mode, where the window's
+    /// absolute truncation is no longer a relative one), or a rescaled sweep.
+    let private logSpace (sw: Sweep) (logFactorial: float[]) (mu: float) (maxExit: float) (data: float[]) (i: int) (theta: float[]) (dlog: float[][]) =
+        let steps = sw.V.Length
+        let d = sw.DV.Length
+        let logMu = Math.Log mu
+        let logPois k = float k * logMu - mu - logFactorial.[k]
+        let mutable top = Double.NegativeInfinity
+        for k in 0 .. steps - 1 do
+            if sw.V.[k] > 0.0 then top <- max top (logPois k + Math.Log sw.V.[k] + float sw.Exponents.[k] * ln2)
+        let logF =
+            if Double.IsNegativeInfinity top then Double.NegativeInfinity
+            else
+                let mutable s = 0.0
+                let acc = Array.zeroCreate d
+                // Each product in log space: a weight far above the top term times a zero v_k
+                // (or tangent) would otherwise be ∞ · 0.
+                for k in 0 .. steps - 1 do
+                    let lw = logPois k + float sw.Exponents.[k] * ln2 - top
+                    if sw.V.[k] > 0.0 then s <- s + Math.Exp(lw + Math.Log sw.V.[k])
+                    for j in 0 .. d - 1 do
+                        let x = sw.DV.[j].[k]
+                        if x <> 0.0 then acc.[j] <- acc.[j] + float (sign x) * Math.Exp(lw + Math.Log(abs x))
+                for j in 0 .. d - 1 do dlog.[j].[i] <- acc.[j] / s
+                top + Math.Log s
+        // Terms beyond the sweep (k ≥ steps) were never computed: Σ_{k ≥ steps} Pois(k; μ) v_k ≤
+        // Pois(steps; μ)/(1 − μ/(steps + 1)) · max exit rate · the chain's mass at the end.
+        let logBeyond =
+            if float steps + 1.0 <= mu then Double.PositiveInfinity
+            else
+                let logPoisSteps = float steps * logMu - mu - (logFactorial.[steps - 1] + Math.Log(float steps))
+                logPoisSteps - Math.Log(1.0 - mu / (float steps + 1.0)) + Math.Log maxExit + sw.LogMassEnd
+        if logBeyond > logF + Math.Log 1e-9 then
+            Fail.format
+                "observation %d (t = %g) lies so far in a tail of the model at θ = [%s] that its density (log f ≈ %.4g) cannot be resolved by the uniformization sweep; choose θ closer to the data's scale"
+                i data.[i] (String.Join(", ", theta)) logF
+        logF
+
+    /// Densities (continuous) or probabilities (discrete) of every observation, their logs and,
+    /// when `withTangents`, the derivatives of the logs.
+    let private densities (t: Trace) (theta: float[]) (data: float[]) (withTangents: bool) : Densities =
         let g = t.Graph
         checkData g data
         let ev = TraceEval.evaluate t theta
         let w = ev.Weights
         let dws = if withTangents then TraceGrad.weightTangents t ev.Values else [||]
         let nObs = data.Length
+        let d = dws.Length
+        let f = Array.zeroCreate nObs
+        let logF = Array.zeroCreate nObs
+        let dlog = Array.init d (fun _ -> Array.zeroCreate nObs)
+        // One observation from its value s (in units of 2^exponent) and tangents ds.
+        let finish (i: int) (s: float) (exponent: int) (ds: int -> float) =
+            if s > 0.0 then
+                f.[i] <- Math.ScaleB(s, exponent)
+                logF.[i] <- Math.Log s + float exponent * ln2
+                for j in 0 .. d - 1 do dlog.[j].[i] <- ds j / s
+            else
+                f.[i] <- 0.0
+                logF.[i] <- Double.NegativeInfinity
         if g.IsDiscrete then
             let c = chain g w 1.0
             let tc = dws |> Array.map (fun dw -> chainTangent g w dw 1.0 c)
             let kMax = if nObs = 0 then 0 else int (Array.max data)
             // pmf(k) = v_{k−1} for k ≥ 1; pmf(0) = defect
-            let v, dv = sweep g c tc (max 1 kMax)
-            let f = data |> Array.map (fun x -> let k = int x in if k = 0 then c.Defect else v.[k - 1])
-            let df = tc |> Array.mapi (fun j tj -> data |> Array.map (fun x -> let k = int x in if k = 0 then tj.Defect else dv.[j].[k - 1]))
-            f, df
+            let sw = sweep g c tc (max 1 kMax)
+            for i in 0 .. nObs - 1 do
+                let k = int data.[i]
+                if k = 0 then finish i c.Defect 0 (fun j -> tc.[j].Defect)
+                else finish i sw.V.[k - 1] sw.Exponents.[k - 1] (fun j -> sw.DV.[j].[k - 1])
         else
             let mutable lambda = 0.0
             for x in 1 .. g.VertexCount - 1 do
@@ -182,6 +280,8 @@ module TraceLikelihood =
                 lambda <- max lambda l
             let c = chain g w lambda
             let tc = dws |> Array.map (fun dw -> chainTangent g w dw lambda c)
+            let mutable maxExit = 0.0
+            for x in c.Transient do maxExit <- max maxExit c.Exit.[x]
             // The sweep runs as far as the largest observation's Poisson window reaches.
             let tMax = if nObs = 0 then 0.0 else Array.max data
             let muMax = lambda * tMax
@@ -198,18 +298,20 @@ module TraceLikelihood =
                 else
                     let struct (_, hi, _) = Poisson.bounds muMax (2.0 * eps * Poisson.weight (int (Math.Floor muMax)) muMax)
                     2 + hi
-            let v, dv = sweep g c tc steps
-            let d = tc.Length
-            let f = Array.zeroCreate nObs
-            let df = Array.init d (fun _ -> Array.zeroCreate nObs)
+            let sw = sweep g c tc steps
+            let v = sw.V
+            let dv = sw.DV
             let acc = Array.zeroCreate d
             // 1/k, so that the Poisson recurrence multiplies instead of divides
             let invK = Array.init (steps + 1) (fun k -> if k = 0 then 0.0 else 1.0 / float k)
+            let logFactorial =
+                lazy
+                    (let a = Array.zeroCreate (steps + 1)
+                     for k in 2 .. steps do a.[k] <- a.[k - 1] + Math.Log(float k)
+                     a)
             for i in 0 .. nObs - 1 do
                 let mu = lambda * data.[i]
-                if mu = 0.0 then
-                    f.[i] <- v.[0]
-                    for j in 0 .. d - 1 do df.[j].[i] <- dv.[j].[0]
+                if mu = 0.0 then finish i v.[0] sw.Exponents.[0] (fun j -> dv.[j].[0])
                 else
                     // Σ_k Pois(k; μ) v_k from the mode outward, each Poisson weight by recurrence
                     // (one exp per observation), until the terms drop below eps × the mode's.
@@ -225,6 +327,11 @@ module TraceLikelihood =
                         s <- s + p * v.[k]
                         for j in 0 .. d - 1 do acc.[j] <- acc.[j] + p * dv.[j].[k]
                         k <- k + 1
+                    // What the window left out: above, Σ_{j ≥ k} Pois(j) ≤ Pois(k)/(1 − μ/(k + 1));
+                    // below, Σ_{j ≤ k'} Pois(j) ≤ Pois(k')/(1 − k'/μ); and every v_j ≤ max exit
+                    // rate (the chain's mass is ≤ 1). The window is trusted when that is ≤ 1e-9 of s.
+                    let pUp = p * mu * (if k <= steps then invK.[k] else 1.0 / float k)
+                    let above = if float k + 1.0 > mu then pUp / (1.0 - mu / (float k + 1.0)) else Double.PositiveInfinity
                     p <- pm
                     let invMu = 1.0 / mu
                     k <- m - 1
@@ -233,33 +340,42 @@ module TraceLikelihood =
                         s <- s + p * v.[k]
                         for j in 0 .. d - 1 do acc.[j] <- acc.[j] + p * dv.[j].[k]
                         k <- k - 1
-                    f.[i] <- s
-                    for j in 0 .. d - 1 do df.[j].[i] <- acc.[j]
-            f, df
+                    let below = if k >= 0 then p * float (k + 1) * invMu / (1.0 - float k * invMu) else 0.0
+                    if not sw.Rescaled && (above + below) * maxExit <= 1e-9 * s then
+                        finish i s 0 (fun j -> acc.[j])
+                    else
+                        // Far in a tail (or a rescaled sweep): every step, in log space.
+                        let lf = logSpace sw logFactorial.Value mu maxExit data i theta dlog
+                        logF.[i] <- lf
+                        f.[i] <- Math.Exp lf
+        { F = f; LogF = logF; DLog = dlog }
 
-    /// The density (continuous) or probability (discrete) of each observation at θ.
-    let density (t: Trace) (theta: float[]) (data: float[]) : float[] = fst (densities t theta data false)
+    /// The density (continuous) or probability (discrete) of each observation at θ (0 where it
+    /// underflows; logLikelihood keeps such values finite).
+    let density (t: Trace) (theta: float[]) (data: float[]) : float[] = (densities t theta data false).F
 
-    let private total (f: float[]) =
+    let private total (logF: float[]) =
         let mutable s = 0.0
-        for x in f do s <- s + Math.Log x
+        for x in logF do s <- s + x
         s
 
-    /// Σ_i log f(x_i; θ). −∞ when some observation has density 0.
-    let logLikelihood (t: Trace) (theta: float[]) (data: float[]) : float = total (density t theta data)
+    /// Σ_i log f(x_i; θ), accurate in the tails (log space where f underflows). −∞ only when
+    /// some observation has density exactly 0 (the model cannot produce it at θ).
+    let logLikelihood (t: Trace) (theta: float[]) (data: float[]) : float = total (densities t theta data false).LogF
 
-    /// Σ_i log f(x_i; θ) and its gradient with respect to θ (NaN entries when the
-    /// log-likelihood is −∞).
+    /// Σ_i log f(x_i; θ) and its gradient with respect to θ. Policy where the log-likelihood is
+    /// −∞ (an observation of density 0): the gradient is all zeros — there is no finite
+    /// direction, and a NaN would poison whatever consumes it; callers test the value for −∞.
     let logLikelihoodWithGradient (t: Trace) (theta: float[]) (data: float[]) : LikelihoodResult =
-        let f, df = densities t theta data true
+        let r = densities t theta data true
+        let ll = total r.LogF
         let grad =
-            df |> Array.map (fun dfj ->
+            r.DLog |> Array.map (fun dj ->
                 let mutable s = 0.0
-                for i in 0 .. f.Length - 1 do s <- s + dfj.[i] / f.[i]
+                for x in dj do s <- s + x
                 s)
-        let ll = total f
         { LogLikelihood = ll
-          Gradient = (if Double.IsNegativeInfinity ll then Array.create grad.Length Double.NaN else grad) }
+          Gradient = (if Double.IsNegativeInfinity ll then Array.zeroCreate grad.Length else grad) }
 
     let private batch (thetas: float[][]) (one: float[] -> 'r) : 'r[] =
         if isNull thetas then Fail.withMessage "the parameter vectors must not be null"

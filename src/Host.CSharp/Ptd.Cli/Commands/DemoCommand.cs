@@ -119,7 +119,7 @@ public sealed class DemoCommand : ICommand
             ParameterNames = ["theta"],
             HistoryInterval = Math.Max(1, iterations / 200),
         };
-        var result = InferenceService.RunAsync(graph, Ptd.Host.Kernels.Observations.FromValues(data, "simulated"),
+        var result = InferenceService.RunAsync(graph, Observations.FromValues(data, "simulated"),
             new InferenceOptions { Svgd = svgd, Registry = registry }).GetAwaiter().GetResult();
         var p = result.Svgd.Parameters[0];
         var inside = p.Q025 <= truth && truth <= p.Q975;

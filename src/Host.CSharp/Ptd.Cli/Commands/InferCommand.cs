@@ -72,7 +72,7 @@ public sealed class InferCommand : ICommand
         int d = graph.ParamLength;
         if (d == 0)
             throw new UsageException($"model '{source}' has no parameters: there is nothing to infer (omit a rate to make it θ, e.g. coalescent:n=10)");
-        var data = output.Stage("read data", () => ObservationFile.Read(dataPath));
+        var data = output.Stage("read data", () => ObservationFile.Read(dataPath, graph.IsDiscrete));
         output.Progress($"{data.Count:N0} observations from {dataPath}");
         var priors = Priors(priorSpecs, d);
         var names = Names(args.Get("--names"), graph, d);

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Ptd.Host.Models;
+using Ptd.Host.Kernels;
 using Ptd.Host.Traces;
 
 namespace Ptd.Cli.Commands;
@@ -34,7 +35,7 @@ public sealed class LoglikCommand : ICommand
         using var store = TraceCli.OpenStore(args, output);
         var model = output.Stage("load model", () => PhaseTypeModel.Load(source, store));
         var theta = Theta.For(model.Graph, args);
-        var data = output.Stage($"read {dataFile}", () => Observations.Read(dataFile, model.Graph.IsDiscrete));
+        var data = output.Stage($"read {dataFile}", () => ObservationFile.Read(dataFile, model.Graph.IsDiscrete).ToArray());
         output.Progress($"{data.Length:N0} observation(s)");
         model.Graph.Weights(theta); // bad θ fails before any recording
         TraceCli.Trace(model, output);

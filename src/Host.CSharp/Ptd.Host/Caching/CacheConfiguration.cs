@@ -109,6 +109,9 @@ public static class CacheConfiguration
         {
             if (t.EndsWith(suffix, StringComparison.Ordinal) && double.TryParse(t[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n >= 0 && !(suffix == "m" && t.EndsWith("ms", StringComparison.Ordinal)))
             {
+                // TimeSpan.FromMilliseconds throws OverflowException beyond ~29 000 years ("1e300d").
+                if (!(n * ms < TimeSpan.MaxValue.TotalMilliseconds))
+                    throw new PtdException($"{what}: '{text}' is too long a duration (the limit is about 29 000 years); write e.g. 12h or 30d");
                 value = TimeSpan.FromMilliseconds(n * ms);
                 break;
             }
@@ -132,7 +135,12 @@ public static class CacheConfiguration
         foreach (var (suffix, factor) in units)
         {
             if (t.EndsWith(suffix, StringComparison.Ordinal) && double.TryParse(t[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n >= 0)
-                return checked((long)(n * factor));
+            {
+                // checked((long)x) threw OverflowException for "1e30GB": a clear error instead.
+                if (!(n * factor < 9.2e18))
+                    throw new PtdException($"{what}: '{text}' is too large a size (the limit is about 8 EB); write e.g. 500MB or 10GB");
+                return (long)(n * factor);
+            }
         }
         if (long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var bytes)) return bytes;
         throw new PtdException($"{what}: '{text}' is not a size; write e.g. 500MB, 10GB or a number of bytes");

@@ -309,20 +309,28 @@ public static class CacheEnvelope
             using Stream z = compression == CacheCompression.Brotli
                 ? new BrotliStream(input, CompressionMode.Decompress)
                 : new DeflateStream(input, CompressionMode.Decompress);
-            var payload = new byte[payloadLength];
+            // The buffer grows with what actually decompresses (up to the declared length), so a
+            // few damaged bytes declaring a huge payload cost what they inflate to, not the claim.
+            var payload = new byte[Math.Min(payloadLength, Math.Max(64L * 1024, 4L * stored.Length))];
             var read = 0;
-            while (read < payload.Length)
+            while (true)
             {
+                if (read == payload.Length)
+                {
+                    if (read == payloadLength) break;
+                    Array.Resize(ref payload, (int)Math.Min(payloadLength, 2L * payload.Length));
+                }
                 var n = z.Read(payload, read, payload.Length - read);
                 if (n == 0) break;
                 read += n;
             }
             // One more byte proves the stream does not run past the declared length (bounded work either way).
-            if (read < payload.Length || z.ReadByte() >= 0)
+            if (read < payloadLength || z.ReadByte() >= 0)
                 return (null, EnvelopeRejectReason.LengthMismatch, "the decompressed payload length differs from the declared one");
             return (payload, EnvelopeRejectReason.None, "");
         }
-        catch (Exception e) when (e is InvalidDataException or IOException)
+        // BrotliStream reports damaged data as InvalidOperationException ("Decoder ran into invalid data").
+        catch (Exception e) when (e is InvalidDataException or IOException or InvalidOperationException)
         {
             return (null, EnvelopeRejectReason.DecompressionFailed, "the compressed payload is damaged");
         }

@@ -12,7 +12,8 @@ namespace Ptd.Host.Kernels;
 /// Poisson window per observation, but each observation's window summed as vector dot products
 /// (its cost is most of the kernel's), so results agree with
 /// <c>TraceLikelihood.logLikelihoodWithGradient</c> to rounding (~1e-15 relative), not bit for
-/// bit. Two things the core cannot do: the sweep vectors are rescaled by exact powers of two when
+/// bit. Two safeguards (the core has its own versions since issue 7, with a cruder test for when the
+/// window suffices, so the two agree to ~1e-12 in the tails): the sweep vectors are rescaled by exact powers of two when
 /// they fall below 2^−512, and an observation whose window provably misses the terms that carry
 /// its density (far in a tail) is summed over every step in log space — so log f stays finite and
 /// accurate wherever f &gt; 0, where the plain sweep returns log 0 = −∞ or a truncated value.
