@@ -210,30 +210,36 @@ module TraceEval =
     let expectedWaitingTimes (t: Trace) (theta: float[]) (reward: float[]) =
         Moments.expectedWaitingTimes (commandList t theta) reward
 
-/// Repeated evaluation of one trace without allocation: owns its value and replay buffers and
-/// the trace's evaluation plan (`TracePlan`: runs of products in vectors, intermediates that only
-/// feed nearby ops in a small ring of slots). Not thread-safe: use one per thread.
+/// Repeated evaluation of one trace without allocation: owns its value and replay buffers and,
+/// after `TracePlan.CutAfter` evaluations, the trace's evaluation plan (`TracePlan`: runs of
+/// products in vectors, intermediates that only feed nearby ops in a small ring of slots, command
+/// runs). The first evaluations run op by op: cutting the plan costs a few evaluations, which a
+/// handful of θ would not win back. Not thread-safe: use one per thread.
 [<Sealed>]
 type TraceEvaluator(trace: Trace) =
-    // Cut once (a pass over the ops and commands), used at every θ.
-    let opPlan = TracePlan.ops trace TracePlan.Window
-    let commandPlan = TracePlan.commands trace
-    let values: float[] = Array.zeroCreate opPlan.Slots
+    let values: float[] = Array.zeroCreate (trace.OpCount + TracePlan.Window)
     let x: float[] = Array.zeroCreate trace.VertexCount
     let plan = TraceEval.checkPlan trace
+    let mutable plans: (OpPlan * CommandPlan) option = None
+    let mutable evaluations = 0
 
     member _.Trace = trace
 
     /// Op values of the last evaluation, by op index, for the ops the outputs read (command
     /// multipliers, edge weights, vertex rates) and every op read more than `TracePlan.Window` ops
-    /// later; other intermediates live in a ring of slots past OpCount and are overwritten.
+    /// later; other intermediates may live in a ring of slots past OpCount and be overwritten.
     /// Use `TraceEval.evaluate` for the value of every op.
     member _.Values = values
 
     /// Evaluates all ops at θ (checked like `Graph.Weights`).
     member _.Evaluate(theta: float[]) =
         let theta = TraceEval.checkTheta trace.ParamCount theta
-        TracePlan.valuesInto opPlan trace.Program theta values
+        if plans.IsNone && evaluations >= TracePlan.CutAfter then
+            plans <- Some(TracePlan.ops trace TracePlan.Window, TracePlan.commands trace)
+        evaluations <- evaluations + 1
+        match plans with
+        | Some (ops, _) -> TracePlan.valuesInto ops trace.Program theta values
+        | None -> TraceEval.valuesInto trace.Program theta values
         TraceEval.checkWeightsPlanned plan trace theta values
 
     /// Command multipliers of the last evaluation (a new array).
@@ -244,5 +250,7 @@ type TraceEvaluator(trace: Trace) =
         Rewards.check trace.Graph reward
         this.Evaluate theta
         Array.blit reward 0 x 0 x.Length
-        TracePlan.replay commandPlan trace values x
+        match plans with
+        | Some (_, commands) -> TracePlan.replay commands trace values x
+        | None -> TraceEval.replayValues trace values x
         x.[0]

@@ -171,10 +171,17 @@ module TraceGrad =
 
     /// Buffers of one moment-gradient computation, reusable across calls (`TraceGradient`).
     [<Sealed>]
-    /// `planned`: evaluate through a `TracePlan` (window 0: the reverse sweep needs every op's
-    /// value) — worth its one-time cut only when the buffers are reused.
+    /// `planned`: after `TracePlan.CutAfter` forward passes, evaluate through a `TracePlan`
+    /// (window 0: the reverse sweep needs every op's value) — its cut costs a few evaluations, won
+    /// back only when the buffers are reused many times.
     type internal Work(t: Trace, planned: bool) =
-        member val OpPlan = if planned then Some(TracePlan.ops t 0) else None
+        let mutable opPlan: OpPlan option = None
+        let mutable passes = 0
+        /// The plan to evaluate with on this pass (None: op by op).
+        member _.NextPlan() =
+            if planned && opPlan.IsNone && passes >= TracePlan.CutAfter then opPlan <- Some(TracePlan.ops t 0)
+            passes <- passes + 1
+            opPlan
         member val Values: float[] = Array.zeroCreate t.OpCount
         member val Adj: float[] = Array.zeroCreate t.OpCount
         member val Plan = TraceEval.checkPlan t
@@ -188,7 +195,7 @@ module TraceGrad =
         Rewards.check t.Graph reward
         if k < 1 then Fail.format "moment order must be ≥ 1 (got %d)" k
         let theta = TraceEval.checkTheta t.ParamCount theta
-        match w.OpPlan with
+        match w.NextPlan() with
         | Some plan -> TracePlan.valuesInto plan t.Program theta w.Values
         | None -> TraceEval.valuesInto t.Program theta w.Values
         TraceEval.checkWeightsPlanned w.Plan t theta w.Values

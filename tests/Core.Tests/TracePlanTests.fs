@@ -40,10 +40,13 @@ let private checkTrace (label: string) (t: Trace) (theta: float[]) =
         let x = Array.copy ones
         TracePlan.replay (TracePlan.commands t) t values x
         Expect.isTrue (bitsEqual x expected) (sprintf "%s, window %d: planned command replay differs from the plain replay" label w)
+    // the evaluator's first calls run op by op, later ones through its plan
     let ev = TraceEvaluator t
-    let e = ev.Expectation(theta, Rewards.ones t.Model)
-    Expect.equal (bits e) (bits (TraceEval.expectation t theta (Rewards.ones t.Model))) (sprintf "%s: TraceEvaluator.Expectation vs TraceEval.expectation" label)
-    Expect.isTrue (bitsEqual (ev.Multipliers()) (TraceEval.evaluate t theta).Multipliers) (sprintf "%s: evaluator multipliers" label)
+    let expected = TraceEval.expectation t theta (Rewards.ones t.Model)
+    for call in 1 .. TracePlan.CutAfter + 2 do
+        let e = ev.Expectation(theta, Rewards.ones t.Model)
+        Expect.equal (bits e) (bits expected) (sprintf "%s, call %d: TraceEvaluator.Expectation vs TraceEval.expectation" label call)
+        Expect.isTrue (bitsEqual (ev.Multipliers()) (TraceEval.evaluate t theta).Multipliers) (sprintf "%s, call %d: evaluator multipliers" label call)
 
 /// A program whose product runs read their own earlier results (op i = c·op(i − d)): runs that
 /// trail their outputs by fewer than a vector's lanes must run op by op.
@@ -112,8 +115,10 @@ let tests =
             let theta = [| 1.0; 2.0; 4.0 |]
             let ones = Rewards.ones t.Model
             let m1, g1 = TraceGrad.meanWithGradient t theta ones
-            let m2, g2 = TraceGradient(t).MeanWithGradient(theta, ones)
-            Expect.equal (bits m2) (bits m1) "mean"
-            Expect.isTrue (bitsEqual g2 g1) "gradient"
+            let tg = TraceGradient(t)
+            for call in 1 .. TracePlan.CutAfter + 2 do // the first calls op by op, later ones planned
+                let m2, g2 = tg.MeanWithGradient(theta, ones)
+                Expect.equal (bits m2) (bits m1) (sprintf "call %d: mean" call)
+                Expect.isTrue (bitsEqual g2 g1) (sprintf "call %d: gradient" call)
         }
     ]
