@@ -34,6 +34,9 @@ public class TraceReplayBenchmarks
     private double[] _theta = null!;
     private double[] _reward = null!;
     private TraceEvaluator _evaluator = null!;
+    private Trace _trace = null!;
+    private double[] _values = null!;
+    private double[] _x = null!;
 
     /// <summary>The model.</summary>
     [Params("rabbits3:R=200", "coalescent:n=30")]
@@ -46,7 +49,10 @@ public class TraceReplayBenchmarks
         _graph = ModelSpec.build(Model);
         _theta = TraceBench.Theta(_graph);
         _reward = Rewards.ones(_graph);
-        _evaluator = new TraceEvaluator(TraceBench.Prepare(_graph));
+        _trace = TraceBench.Prepare(_graph);
+        _evaluator = new TraceEvaluator(_trace);
+        _values = new double[_trace.OpCount];
+        _x = new double[_graph.VertexCount];
     }
 
     /// <summary>What a θ costs without traces: build the graph, eliminate, replay for E[T].</summary>
@@ -71,6 +77,19 @@ public class TraceReplayBenchmarks
     /// <summary>Replaying the trace: evaluate every op at θ, replay the commands for E[T].</summary>
     [Benchmark]
     public double Replay() => _evaluator.Expectation(_theta, _reward);
+
+    /// <summary>
+    /// The replay as it was before the evaluation plan: every op one by one into a value per op, then command by
+    /// command (without the θ, reward and weight checks `Replay` includes).
+    /// </summary>
+    [Benchmark]
+    public double ReplayOpByOp()
+    {
+        TraceEval.valuesInto(_trace.Ops, _theta, _values);
+        Array.Copy(_reward, _x, _x.Length);
+        TraceEval.replayValues(_trace, _values, _x);
+        return _x[0];
+    }
 }
 
 /// <summary>Issue 3 §7: the mean and its gradient with respect to every parameter (reverse mode) against the mean alone.</summary>
@@ -117,6 +136,7 @@ public class TraceLikelihoodBenchmarks
 {
     private const double H = 1e-6;
     private Trace _trace = null!;
+    private Graph _graph = null!;
     private double[] _data = null!;
     private readonly double[] _theta = [1.0];
 
@@ -125,6 +145,7 @@ public class TraceLikelihoodBenchmarks
     public void Setup()
     {
         var graph = Models.coalescent(10, FSharpOption<double>.None);
+        _graph = graph;
         _trace = TraceBench.Prepare(graph);
         _data = Sampling.sample(graph, graph.Weights(_theta), 10_000, 42);
         Array.Sort(_data);
@@ -146,6 +167,22 @@ public class TraceLikelihoodBenchmarks
     /// <summary>Central differences as phasic computes them: per θ ± h, build the concrete graph and evaluate the density.</summary>
     [Benchmark]
     public double CentralDifferencesRebuild() => (Concrete(_theta[0] + H) - Concrete(_theta[0] - H)) / (2 * H);
+
+    /// <summary>
+    /// Central differences exactly as phasic computes them: per θ ± h, update the parameterized graph's weights and
+    /// evaluate the density at every observation with its Euler discretization at the default granularity (1024 steps
+    /// per time unit here; `Distribution.pdfCdfEuler` reproduces the C library to 1e-12).
+    /// </summary>
+    [Benchmark]
+    public double CentralDifferencesPhasicEuler() => (Euler(_theta[0] + H) - Euler(_theta[0] - H)) / (2 * H);
+
+    private double Euler(double rate)
+    {
+        var pdf = Distribution.pdfCdfEuler(_graph, _graph.Weights([rate]), _data, FSharpOption<double>.None).Item1;
+        var s = 0.0;
+        foreach (var p in pdf) s += Math.Log(p);
+        return s;
+    }
 
     private double Concrete(double rate)
     {

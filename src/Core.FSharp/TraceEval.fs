@@ -143,44 +143,12 @@ module TraceEval =
         v
 
     /// The fast evaluator: one pass over the struct-of-arrays program into `values` (length
-    /// OpCount), no allocation. θ is not checked here.
+    /// OpCount), no allocation. θ is not checked here. (`TracePlan.valuesInto` is the same
+    /// arithmetic in segments, for evaluators that run one trace many times.)
     let valuesInto (p: OpProgram) (theta: float[]) (values: float[]) =
-        let kinds = p.Kinds
-        let a = p.A
-        let b = p.B
-        let consts = p.Constants
-        let rows = p.DotRows
-        let operands = p.Operands
-        let pc = p.ParamCount
-        let stride = pc + 1
-        if values.Length < kinds.Length then
-            Fail.format "internal error: value buffer of %d for %d ops" values.Length kinds.Length
-        for i in 0 .. kinds.Length - 1 do
-            match kinds.[i] with
-            | OpKind.Mul -> values.[i] <- values.[a.[i]] * values.[b.[i]]
-            | OpKind.Add -> values.[i] <- values.[a.[i]] + values.[b.[i]]
-            | OpKind.Inv -> values.[i] <- 1.0 / values.[a.[i]]
-            | OpKind.Sum ->
-                let s0 = a.[i]
-                let mutable s = 0.0
-                for j in s0 .. s0 + b.[i] - 1 do
-                    s <- s + values.[operands.[j]]
-                values.[i] <- s
-            | OpKind.Dot ->
-                let r = a.[i] * stride
-                let mutable s = rows.[r]
-                for k in 0 .. pc - 1 do
-                    s <- s + rows.[r + 1 + k] * theta.[k]
-                values.[i] <- s
-            | OpKind.Const -> values.[i] <- consts.[a.[i]]
-            | OpKind.Param -> values.[i] <- theta.[a.[i]]
-            | OpKind.Sub -> values.[i] <- values.[a.[i]] - values.[b.[i]]
-            | OpKind.Div -> values.[i] <- values.[a.[i]] / values.[b.[i]]
-            | OpKind.OneMinus -> values.[i] <- 1.0 - values.[a.[i]]
-            | OpKind.Neg -> values.[i] <- -values.[a.[i]]
-            | OpKind.Log -> values.[i] <- Math.Log values.[a.[i]]
-            | OpKind.Exp -> values.[i] <- Math.Exp values.[a.[i]]
-            | k -> Fail.format "internal error: unknown op kind %d at op %d" (int k) i
+        if values.Length < p.Kinds.Length then
+            Fail.format "internal error: value buffer of %d for %d ops" values.Length p.Kinds.Length
+        TracePlan.valuesRange p theta values 0 p.Kinds.Length
 
     /// Replays the commands on x with multipliers read from the op values. A run of adds into the
     /// same x[from] is accumulated in a register instead of through memory: the same additions in
@@ -242,22 +210,36 @@ module TraceEval =
     let expectedWaitingTimes (t: Trace) (theta: float[]) (reward: float[]) =
         Moments.expectedWaitingTimes (commandList t theta) reward
 
-/// Repeated evaluation of one trace without allocation: owns its value and replay buffers.
-/// Not thread-safe: use one per thread.
+/// Repeated evaluation of one trace without allocation: owns its value and replay buffers and,
+/// after `TracePlan.CutAfter` evaluations, the trace's evaluation plan (`TracePlan`: runs of
+/// products in vectors, intermediates that only feed nearby ops in a small ring of slots, command
+/// runs). The first evaluations run op by op: cutting the plan costs a few evaluations, which a
+/// handful of θ would not win back. Not thread-safe: use one per thread.
 [<Sealed>]
 type TraceEvaluator(trace: Trace) =
-    let values: float[] = Array.zeroCreate trace.OpCount
+    let values: float[] = Array.zeroCreate (trace.OpCount + TracePlan.Window)
     let x: float[] = Array.zeroCreate trace.VertexCount
     let plan = TraceEval.checkPlan trace
+    let mutable plans: (OpPlan * CommandPlan) option = None
+    let mutable evaluations = 0
 
     member _.Trace = trace
-    /// Op values of the last evaluation.
+
+    /// Op values of the last evaluation, by op index, for the ops the outputs read (command
+    /// multipliers, edge weights, vertex rates) and every op read more than `TracePlan.Window` ops
+    /// later; other intermediates may live in a ring of slots past OpCount and be overwritten.
+    /// Use `TraceEval.evaluate` for the value of every op.
     member _.Values = values
 
     /// Evaluates all ops at θ (checked like `Graph.Weights`).
     member _.Evaluate(theta: float[]) =
         let theta = TraceEval.checkTheta trace.ParamCount theta
-        TraceEval.valuesInto trace.Program theta values
+        if plans.IsNone && evaluations >= TracePlan.CutAfter then
+            plans <- Some(TracePlan.ops trace TracePlan.Window, TracePlan.commands trace)
+        evaluations <- evaluations + 1
+        match plans with
+        | Some (ops, _) -> TracePlan.valuesInto ops trace.Program theta values
+        | None -> TraceEval.valuesInto trace.Program theta values
         TraceEval.checkWeightsPlanned plan trace theta values
 
     /// Command multipliers of the last evaluation (a new array).
@@ -268,5 +250,7 @@ type TraceEvaluator(trace: Trace) =
         Rewards.check trace.Graph reward
         this.Evaluate theta
         Array.blit reward 0 x 0 x.Length
-        TraceEval.replayValues trace values x
+        match plans with
+        | Some (_, commands) -> TracePlan.replay commands trace values x
+        | None -> TraceEval.replayValues trace values x
         x.[0]

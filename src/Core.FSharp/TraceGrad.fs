@@ -171,7 +171,17 @@ module TraceGrad =
 
     /// Buffers of one moment-gradient computation, reusable across calls (`TraceGradient`).
     [<Sealed>]
-    type internal Work(t: Trace) =
+    /// `planned`: after `TracePlan.CutAfter` forward passes, evaluate through a `TracePlan`
+    /// (window 0: the reverse sweep needs every op's value) — its cut costs a few evaluations, won
+    /// back only when the buffers are reused many times.
+    type internal Work(t: Trace, planned: bool) =
+        let mutable opPlan: OpPlan option = None
+        let mutable passes = 0
+        /// The plan to evaluate with on this pass (None: op by op).
+        member _.NextPlan() =
+            if planned && opPlan.IsNone && passes >= TracePlan.CutAfter then opPlan <- Some(TracePlan.ops t 0)
+            passes <- passes + 1
+            opPlan
         member val Values: float[] = Array.zeroCreate t.OpCount
         member val Adj: float[] = Array.zeroCreate t.OpCount
         member val Plan = TraceEval.checkPlan t
@@ -185,7 +195,9 @@ module TraceGrad =
         Rewards.check t.Graph reward
         if k < 1 then Fail.format "moment order must be ≥ 1 (got %d)" k
         let theta = TraceEval.checkTheta t.ParamCount theta
-        TraceEval.valuesInto t.Program theta w.Values
+        match w.NextPlan() with
+        | Some plan -> TracePlan.valuesInto plan t.Program theta w.Values
+        | None -> TraceEval.valuesInto t.Program theta w.Values
         TraceEval.checkWeightsPlanned w.Plan t theta w.Values
         let values = w.Values
         let n = reward.Length
@@ -272,7 +284,7 @@ module TraceGrad =
 
     /// Moments E[Y], …, E[Y^k] (k = seed.Length) and the gradient of Σ_j seed.[j−1]·E[Y^j].
     let momentsWithGradient (t: Trace) (theta: float[]) (reward: float[]) (seed: float[]) : float[] * float[] =
-        momentsWithGradientOn (Work t) t theta reward seed
+        momentsWithGradientOn (Work(t, false)) t theta reward seed
 
     /// E[Y] and ∂E[Y]/∂θ.
     let meanWithGradient (t: Trace) (theta: float[]) (reward: float[]) : float * float[] =
@@ -289,17 +301,17 @@ module TraceGrad =
 
     /// Var[Y] and ∂Var[Y]/∂θ (Var = E[Y²] − E[Y]², so the seed is (−2E[Y], 1)).
     let varianceWithGradient (t: Trace) (theta: float[]) (reward: float[]) : float * float[] =
-        varianceWithGradientOn (Work t) t theta reward
+        varianceWithGradientOn (Work(t, false)) t theta reward
 
     /// Moments 1..k and the Jacobian: result.[j − 1] = ∂E[Y^j]/∂θ (one reverse sweep per order).
     let momentsJacobian (t: Trace) (theta: float[]) (reward: float[]) (k: int) : float[] * float[][] =
-        momentsJacobianOn (Work t) t theta reward k
+        momentsJacobianOn (Work(t, false)) t theta reward k
 
 /// Moment gradients of one trace with buffers kept between calls (the per-θ loop of an
 /// optimizer or sampler). Not thread-safe: use one per thread.
 [<Sealed>]
 type TraceGradient(trace: Trace) =
-    let work = TraceGrad.Work trace
+    let work = TraceGrad.Work(trace, true)
     member _.Trace = trace
     member _.MomentsWithGradient(theta: float[], reward: float[], seed: float[]) =
         TraceGrad.momentsWithGradientOn work trace theta reward seed

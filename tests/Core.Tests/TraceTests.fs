@@ -248,4 +248,4 @@ let batchTests =
     ]
 
 [<Tests>]
-let tests = testList "trace" [ replayTests; passTests; batchTests ]
+let tests = testList "trace" [ replayTests; passTests; batchTests; TracePlanTests.tests ]

@@ -1,0 +1,439 @@
+namespace Ptd.Core
+
+open System
+open System.Numerics
+
+/// How the repeated-evaluation paths run a trace's ops: the op list cut into segments. A cyclic
+/// elimination records, per eliminated vertex and parent, a run of products that share one factor
+/// (p·q_j for the parent's edge weight p and the eliminated vertex's row q, then q'_j·(1/Σ) for the
+/// self-loop renormalization) whose other factors and results are consecutive ops. Such a run is
+/// evaluated as one "scaled range" — `out[o + j] = x[s] · x[r + j]` (or `x[r + j] · x[s]`, the
+/// recorded operand order is kept) — with `Vector<double>` and a few numbers instead of a kind
+/// and two operands per op; a Sum over consecutive ops reads no operand list. Everything else runs
+/// op by op.
+///
+/// Values live in slots. With a window w > 0, an op that no output needs (not a command
+/// multiplier, edge weight or vertex rate) and whose last reader comes fewer than w ops later is
+/// transient: it gets a slot in a ring of w slots after the OpCount op slots (slot OpCount + i mod w),
+/// which stays in the L1 cache, instead of its own slot in a buffer of tens of megabytes; about half
+/// of a cyclic model's ops are (the products of fill-in, read once by the renormalization right
+/// after). Every other op's slot is its index. w = 0: every op in its own slot (what reverse mode
+/// needs). The plan is derived from the program (never stored or encoded), and every segment
+/// performs exactly the IEEE operations of the op-by-op evaluator in op order, so the values are
+/// bit-identical to `TraceEval.referenceValues`.
+type internal OpPlan =
+    { /// Segment kinds (`TracePlan.Ops`, `MulLeft`, `MulRight`, `SumRange`; + `Scalar` when the
+      /// run's range is too close behind its outputs for vectors).
+      Kind: byte[]
+      /// Slot of the segment's first result; for an op-by-op segment the first index into `Plain*`.
+      Out: int[]
+      /// Ops in the segment (SumRange: the number of summed ops).
+      Count: int[]
+      /// Slot of the shared factor (MulLeft/MulRight); unused otherwise.
+      Shared: int[]
+      /// Slot of the first of the other factors (MulLeft/MulRight), of the summed ops (SumRange).
+      Range: int[]
+      /// The op-by-op ops in op order: kind, operands as slots (Sum: A = start in PlainOperands;
+      /// Const/Param/Dot: the program's payload), result slot.
+      PlainKind: OpKind[]
+      PlainA: int[]
+      PlainB: int[]
+      PlainOut: int[]
+      PlainOperands: int[]
+      /// Length of the value buffer: OpCount + window.
+      Slots: int }
+
+    member p.SegmentCount = p.Kind.Length
+
+/// The command list cut into segments: runs of adds into one x[from] whose multipliers are
+/// consecutive ops (phase C emits each row's probabilities, which the last renormalization produced
+/// in a row): `x[from] += Σ_j value(m + j) · x[to_j]`, accumulated left to right in a register; and
+/// ranges of other commands replayed one by one. The same operations in the same order as the
+/// command-by-command replay.
+type internal CommandPlan =
+    { /// x[From] is updated (add runs); unused for a plain range.
+      From: int[]
+      /// First command (its CmdTo entry starts the targets).
+      Start: int[]
+      /// Commands in the segment.
+      Count: int[]
+      /// Slot of the first multiplier (add runs); −1: a plain range of commands.
+      Mult: int[] }
+
+    member p.SegmentCount = p.From.Length
+
+module internal TracePlan =
+
+    [<Literal>]
+    let Ops = 0uy
+
+    [<Literal>]
+    let MulLeft = 1uy
+
+    [<Literal>]
+    let MulRight = 2uy
+
+    [<Literal>]
+    let SumRange = 3uy
+
+    /// Added to MulLeft/MulRight: the run reads results of its own first lanes, so it must run op by op.
+    [<Literal>]
+    let Scalar = 4uy
+
+    /// The ring window of the replay evaluator (a power of two; 8 KB of slots).
+    [<Literal>]
+    let Window = 1024
+
+    /// Evaluators run op by op for this many evaluations before they cut a plan: the cut costs
+    /// about as much as 3–5 op-by-op evaluations (rabbits3 R = 200: ≈ 100 ms of CPU against 30 ms per
+    /// evaluation) and saves about a quarter of each later one, so a trace evaluated only a few
+    /// times is never slowed down by more than about its own evaluations' cost (ski rental).
+    [<Literal>]
+    let CutAfter = 8
+
+    /// Runs shorter than this stay op by op (a segment costs about as much as two plain ops).
+    [<Literal>]
+    let private MinRun = 3
+
+    /// Add runs shorter than this stay in plain command ranges.
+    [<Literal>]
+    let private MinCommandRun = 4
+
+    let private lanes = Vector<double>.Count
+
+    /// Ops i0 .. i1 − 1, one by one — THE fast evaluator's per-op semantics (same operations as
+    /// the reference interpreter, `OpMath`).
+    let valuesRange (p: OpProgram) (theta: float[]) (values: float[]) (i0: int) (i1: int) =
+        let kinds = p.Kinds
+        let a = p.A
+        let b = p.B
+        let consts = p.Constants
+        let rows = p.DotRows
+        let operands = p.Operands
+        let pc = p.ParamCount
+        let stride = pc + 1
+        for i in i0 .. i1 - 1 do
+            match kinds.[i] with
+            | OpKind.Mul -> values.[i] <- values.[a.[i]] * values.[b.[i]]
+            | OpKind.Add -> values.[i] <- values.[a.[i]] + values.[b.[i]]
+            | OpKind.Inv -> values.[i] <- 1.0 / values.[a.[i]]
+            | OpKind.Sum ->
+                let s0 = a.[i]
+                let mutable s = 0.0
+                for j in s0 .. s0 + b.[i] - 1 do
+                    s <- s + values.[operands.[j]]
+                values.[i] <- s
+            | OpKind.Dot ->
+                let r = a.[i] * stride
+                let mutable s = rows.[r]
+                for k in 0 .. pc - 1 do
+                    s <- s + rows.[r + 1 + k] * theta.[k]
+                values.[i] <- s
+            | OpKind.Const -> values.[i] <- consts.[a.[i]]
+            | OpKind.Param -> values.[i] <- theta.[a.[i]]
+            | OpKind.Sub -> values.[i] <- values.[a.[i]] - values.[b.[i]]
+            | OpKind.Div -> values.[i] <- values.[a.[i]] / values.[b.[i]]
+            | OpKind.OneMinus -> values.[i] <- 1.0 - values.[a.[i]]
+            | OpKind.Neg -> values.[i] <- -values.[a.[i]]
+            | OpKind.Log -> values.[i] <- Math.Log values.[a.[i]]
+            | OpKind.Exp -> values.[i] <- Math.Exp values.[a.[i]]
+            | k -> Fail.format "internal error: unknown op kind %d at op %d" (int k) i
+
+    /// The same per-op semantics on a plan's remapped op-by-op ops j0 .. j1 − 1 (slots).
+    let private plainRange (plan: OpPlan) (p: OpProgram) (theta: float[]) (values: float[]) (j0: int) (j1: int) =
+        let kinds = plan.PlainKind
+        let a = plan.PlainA
+        let b = plan.PlainB
+        let out = plan.PlainOut
+        let operands = plan.PlainOperands
+        let consts = p.Constants
+        let rows = p.DotRows
+        let pc = p.ParamCount
+        let stride = pc + 1
+        for i in j0 .. j1 - 1 do
+            values.[out.[i]] <-
+                match kinds.[i] with
+                | OpKind.Mul -> values.[a.[i]] * values.[b.[i]]
+                | OpKind.Add -> values.[a.[i]] + values.[b.[i]]
+                | OpKind.Inv -> 1.0 / values.[a.[i]]
+                | OpKind.Sum ->
+                    let s0 = a.[i]
+                    let mutable s = 0.0
+                    for j in s0 .. s0 + b.[i] - 1 do
+                        s <- s + values.[operands.[j]]
+                    s
+                | OpKind.Dot ->
+                    let r = a.[i] * stride
+                    let mutable s = rows.[r]
+                    for k in 0 .. pc - 1 do
+                        s <- s + rows.[r + 1 + k] * theta.[k]
+                    s
+                | OpKind.Const -> consts.[a.[i]]
+                | OpKind.Param -> theta.[a.[i]]
+                | OpKind.Sub -> values.[a.[i]] - values.[b.[i]]
+                | OpKind.Div -> values.[a.[i]] / values.[b.[i]]
+                | OpKind.OneMinus -> 1.0 - values.[a.[i]]
+                | OpKind.Neg -> -values.[a.[i]]
+                | OpKind.Log -> Math.Log values.[a.[i]]
+                | OpKind.Exp -> Math.Exp values.[a.[i]]
+                | k -> Fail.format "internal error: unknown op kind %d" (int k)
+
+    /// The slot of every op of a program for a window (see `OpPlan`); `pinned.[op]`: an output
+    /// needs the op's value after the evaluation.
+    let slotsOf (p: OpProgram) (pinned: bool[]) (window: int) : int[] =
+        let n = p.Kinds.Length
+        let slot = Array.init n id
+        if window > 0 then
+            if window &&& (window - 1) <> 0 then Fail.format "internal error: window %d is not a power of two" window
+            let kinds = p.Kinds
+            let a = p.A
+            let b = p.B
+            let lastUse = Array.create n -1
+            for i in 0 .. n - 1 do
+                match kinds.[i] with
+                | OpKind.Sum ->
+                    for j in a.[i] .. a.[i] + b.[i] - 1 do
+                        lastUse.[p.Operands.[j]] <- i
+                | k when OpKind.isBinary k ->
+                    lastUse.[a.[i]] <- i
+                    lastUse.[b.[i]] <- i
+                | k when OpKind.isUnary k -> lastUse.[a.[i]] <- i
+                | _ -> ()
+            for i in 0 .. n - 1 do
+                // lastUse = −1 (never read): transient too
+                if not pinned.[i] && lastUse.[i] - i < window then slot.[i] <- n + (i &&& (window - 1))
+        slot
+
+    /// The ops a trace's outputs read: command multipliers, edge weights, vertex rates.
+    let pinned (t: Trace) : bool[] =
+        let pinned = Array.zeroCreate t.OpCount
+        for o in t.CmdMult do pinned.[o] <- true
+        for o in t.EdgeWeight do pinned.[o] <- true
+        for o in t.VertexRate do pinned.[o] <- true
+        pinned
+
+    /// The slot of every op of a trace for a window.
+    let slots (t: Trace) (window: int) : int[] = slotsOf t.Program (pinned t) window
+
+    /// Cuts a program into segments for given slots (one pass; greedy, longest run first).
+    let opsOf (p: OpProgram) (slot: int[]) (window: int) : OpPlan =
+        let kinds = p.Kinds
+        let a = p.A
+        let b = p.B
+        let operands = p.Operands
+        let n = kinds.Length
+        let kind = ResizeArray<byte>()
+        let out = ResizeArray<int>()
+        let count = ResizeArray<int>()
+        let shared = ResizeArray<int>()
+        let range = ResizeArray<int>()
+        let plainKind = ResizeArray<OpKind>()
+        let plainA = ResizeArray<int>()
+        let plainB = ResizeArray<int>()
+        let plainOut = ResizeArray<int>()
+        let plainOperands = ResizeArray<int>()
+        let add (k: byte) o c sh r =
+            kind.Add k
+            out.Add o
+            count.Add c
+            shared.Add sh
+            range.Add r
+        let mutable plain = -1 // first plain index of the pending op-by-op segment
+        let flush () =
+            if plain >= 0 then
+                add Ops plain (plainKind.Count - plain) 0 0
+                plain <- -1
+        let addPlain i =
+            if plain < 0 then plain <- plainKind.Count
+            let k = kinds.[i]
+            plainKind.Add k
+            plainOut.Add slot.[i]
+            match k with
+            | OpKind.Sum ->
+                plainA.Add plainOperands.Count
+                plainB.Add b.[i]
+                for j in a.[i] .. a.[i] + b.[i] - 1 do plainOperands.Add slot.[operands.[j]]
+            | k when OpKind.isBinary k ->
+                plainA.Add slot.[a.[i]]
+                plainB.Add slot.[b.[i]]
+            | k when OpKind.isUnary k ->
+                plainA.Add slot.[a.[i]]
+                plainB.Add 0
+            | _ ->
+                plainA.Add a.[i]
+                plainB.Add b.[i]
+        // ops j − 1 and j continue a run: consecutive in op index and in slot
+        let next (x: int[]) j = x.[j] = x.[j - 1] + 1 && slot.[x.[j]] = slot.[x.[j - 1]] + 1
+        let mutable i = 0
+        while i < n do
+            let k = kinds.[i]
+            let mutable left = 0
+            let mutable right = 0
+            if k = OpKind.Mul then
+                let mutable j = i + 1
+                while j < n && kinds.[j] = OpKind.Mul && slot.[j] = slot.[j - 1] + 1 && a.[j] = a.[i] && next b j do j <- j + 1
+                left <- j - i
+                j <- i + 1
+                while j < n && kinds.[j] = OpKind.Mul && slot.[j] = slot.[j - 1] + 1 && b.[j] = b.[i] && next a j do j <- j + 1
+                right <- j - i
+            let sumRange =
+                k = OpKind.Sum && b.[i] >= MinRun
+                && (let s0 = a.[i]
+                    let mutable j = 1
+                    while j < b.[i] && operands.[s0 + j] = operands.[s0 + j - 1] + 1
+                          && slot.[operands.[s0 + j]] = slot.[operands.[s0 + j - 1]] + 1 do
+                        j <- j + 1
+                    j = b.[i])
+            if left >= MinRun && left >= right then
+                flush ()
+                // vectors read lanes' inputs before earlier lanes are stored: the range must trail by a vector
+                add (if b.[i] + lanes <= i then MulLeft else MulLeft + Scalar) slot.[i] left slot.[a.[i]] slot.[b.[i]]
+                i <- i + left
+            elif right >= MinRun then
+                flush ()
+                add (if a.[i] + lanes <= i then MulRight else MulRight + Scalar) slot.[i] right slot.[b.[i]] slot.[a.[i]]
+                i <- i + right
+            elif sumRange then
+                flush ()
+                add SumRange slot.[i] b.[i] 0 slot.[operands.[a.[i]]]
+                i <- i + 1
+            else
+                addPlain i
+                i <- i + 1
+        flush ()
+        { Kind = kind.ToArray()
+          Out = out.ToArray()
+          Count = count.ToArray()
+          Shared = shared.ToArray()
+          Range = range.ToArray()
+          PlainKind = plainKind.ToArray()
+          PlainA = plainA.ToArray()
+          PlainB = plainB.ToArray()
+          PlainOut = plainOut.ToArray()
+          PlainOperands = plainOperands.ToArray()
+          Slots = n + window }
+
+    /// Cuts a trace's program into segments for a window (0: every op in its own slot).
+    let ops (t: Trace) (window: int) : OpPlan = opsOf t.Program (slots t window) window
+
+    /// values.[o + j] ← values.[s] · values.[r + j] (left) or values.[r + j] · values.[s], j < c,
+    /// in vectors when `vector` (the plan checked that each vector's inputs precede its outputs).
+    let private scaled (values: float[]) (o: int) (c: int) (s: int) (r: int) (left: bool) (vector: bool) =
+        let x = values.[s]
+        let mutable j = 0
+        if vector then
+            let vx = Vector<double>(x)
+            if left then
+                while j + lanes <= c do
+                    (vx * Vector<double>(values, r + j)).CopyTo(values, o + j)
+                    j <- j + lanes
+            else
+                while j + lanes <= c do
+                    (Vector<double>(values, r + j) * vx).CopyTo(values, o + j)
+                    j <- j + lanes
+        if left then
+            while j < c do
+                values.[o + j] <- x * values.[r + j]
+                j <- j + 1
+        else
+            while j < c do
+                values.[o + j] <- values.[r + j] * x
+                j <- j + 1
+
+    /// Evaluates every op at θ through the plan into the slots (θ not checked; values.Length ≥
+    /// plan.Slots). Pinned ops (every op when the window is 0) end in values.[op].
+    let valuesInto (plan: OpPlan) (p: OpProgram) (theta: float[]) (values: float[]) =
+        if values.Length < plan.Slots then
+            Fail.format "internal error: value buffer of %d for %d slots" values.Length plan.Slots
+        let kind = plan.Kind
+        let out = plan.Out
+        let count = plan.Count
+        let shared = plan.Shared
+        let range = plan.Range
+        for s in 0 .. kind.Length - 1 do
+            let o = out.[s]
+            match kind.[s] with
+            | MulLeft -> scaled values o count.[s] shared.[s] range.[s] true true
+            | MulRight -> scaled values o count.[s] shared.[s] range.[s] false true
+            | SumRange ->
+                let r = range.[s]
+                let mutable acc = 0.0
+                for j in r .. r + count.[s] - 1 do
+                    acc <- acc + values.[j]
+                values.[o] <- acc
+            | Ops -> plainRange plan p theta values o (o + count.[s])
+            | k -> scaled values o count.[s] shared.[s] range.[s] (k = MulLeft + Scalar) false
+
+    /// Cuts a trace's command list into add runs and plain ranges.
+    let commands (t: Trace) : CommandPlan =
+        let f = t.CmdFrom
+        let tt = t.CmdTo
+        let m = t.CmdMult
+        let n = f.Length
+        let from = ResizeArray<int>()
+        let start = ResizeArray<int>()
+        let count = ResizeArray<int>()
+        let mult = ResizeArray<int>()
+        let mutable plain = -1
+        let flush upto =
+            if plain >= 0 then
+                from.Add 0
+                start.Add plain
+                count.Add(upto - plain)
+                mult.Add -1
+                plain <- -1
+        let mutable c = 0
+        while c < n do
+            let v = f.[c]
+            let mutable j = c
+            if tt.[c] <> v then
+                j <- c + 1
+                while j < n && f.[j] = v && tt.[j] <> v && m.[j] = m.[j - 1] + 1 do j <- j + 1
+            if j - c >= MinCommandRun then
+                flush c
+                from.Add v
+                start.Add c
+                count.Add(j - c)
+                mult.Add m.[c]
+                c <- j
+            else
+                if plain < 0 then plain <- c
+                c <- c + 1
+        flush n
+        { From = from.ToArray(); Start = start.ToArray(); Count = count.ToArray(); Mult = mult.ToArray() }
+
+    /// Replays the commands on x through the plan (the same operations in the same order as
+    /// `TraceEval.replayValues`: bit-identical). Multipliers are pinned ops: values.[op].
+    let replay (plan: CommandPlan) (t: Trace) (values: float[]) (x: float[]) =
+        let f = t.CmdFrom
+        let tt = t.CmdTo
+        let m = t.CmdMult
+        let from = plan.From
+        let start = plan.Start
+        let count = plan.Count
+        let mult = plan.Mult
+        for s in 0 .. from.Length - 1 do
+            let c0 = start.[s]
+            let c1 = c0 + count.[s]
+            if mult.[s] >= 0 then
+                let a = from.[s]
+                let m0 = mult.[s] - c0
+                let mutable acc = x.[a]
+                for c in c0 .. c1 - 1 do
+                    acc <- acc + values.[m0 + c] * x.[tt.[c]]
+                x.[a] <- acc
+            else
+                // as TraceEval.replayValues: a run of adds into one x[from] accumulates in a register
+                let mutable i = c0
+                while i < c1 do
+                    let a = f.[i]
+                    if tt.[i] = a then
+                        x.[a] <- x.[a] * values.[m.[i]]
+                        i <- i + 1
+                    else
+                        let mutable acc = x.[a] + values.[m.[i]] * x.[tt.[i]]
+                        i <- i + 1
+                        while i < c1 && f.[i] = a && tt.[i] <> a do
+                            acc <- acc + values.[m.[i]] * x.[tt.[i]]
+                            i <- i + 1
+                        x.[a] <- acc
