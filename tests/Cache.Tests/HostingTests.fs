@@ -16,6 +16,7 @@ open Expecto
 open Microsoft.Extensions.Configuration
 open Microsoft.Extensions.DependencyInjection
 open Microsoft.Extensions.Diagnostics.HealthChecks
+open Microsoft.Extensions.Logging
 open Microsoft.Extensions.Options
 open Ptd.Host.Caching
 open Ptd.Hosting
@@ -48,7 +49,20 @@ let private conjugate (a: float) (b: float) (data: float[]) =
     let shape, rate = a + float data.Length, b + Array.sum data
     shape / rate, sqrt shape / rate
 
-let private pipelineProvider (dir: string) (extra: (string * string) list) =
+/// Collects every formatted log line (to check what the services log).
+type private ListLogger(lines: ResizeArray<string>) =
+    interface ILogger with
+        member _.BeginScope<'TState>(_: 'TState) : IDisposable = null
+        member _.IsEnabled(_: LogLevel) = true
+        member _.Log<'TState>(_: LogLevel, _: EventId, state: 'TState, error: exn, formatter: Func<'TState, exn, string>) =
+            lock lines (fun () -> lines.Add(formatter.Invoke(state, error)))
+
+type private ListLoggerProvider(lines: ResizeArray<string>) =
+    interface ILoggerProvider with
+        member _.CreateLogger(_: string) = ListLogger lines :> ILogger
+        member _.Dispose() = ()
+
+let private pipelineProviderLogging (dir: string) (extra: (string * string) list) (lines: ResizeArray<string>) =
     let config =
         configOf ([ "Ptd:UseEnvironment", "false"
                     "Ptd:PluginDirectories:0", pluginsDir
@@ -56,9 +70,11 @@ let private pipelineProvider (dir: string) (extra: (string * string) list) =
                     "Ptd:Cache:Tiers:0:Name", "local"
                     "Ptd:Cache:Timeout", "30s" ] @ extra)
     let services = ServiceCollection()
-    services.AddLogging() |> ignore
+    services.AddLogging(fun b -> b.AddProvider(new ListLoggerProvider(lines)) |> ignore) |> ignore
     services.AddPtdPipeline(config) |> ignore
     services.BuildServiceProvider()
+
+let private pipelineProvider (dir: string) (extra: (string * string) list) = pipelineProviderLogging dir extra (ResizeArray())
 
 [<Tests>]
 let tests =
@@ -97,8 +113,9 @@ let tests =
             let req (model: string) (data: float[]) (priors: string[]) (particles: int) (iterations: int) =
                 PtdInferenceRequest(model, data, priors, Nullable particles, Nullable iterations, Nullable 5)
             let request = req "exponential" data [| "gamma:2,1" |] 100 400
+            let logs = ResizeArray<string>()
             let first =
-                use sp = pipelineProvider dir []
+                use sp = pipelineProviderLogging dir [] logs
                 let service = sp.GetRequiredService<PtdInferenceService>()
                 Expect.isTrue (obj.ReferenceEquals(service.Registry, sp.GetRequiredService<Ptd.Host.Kernels.KernelRegistry>())) "the service uses the registered kernel registry"
                 Expect.isTrue (obj.ReferenceEquals(service.Registry.Cache, sp.GetRequiredService<IArtifactCache>())) "which is backed by the registered cache tiers"
@@ -110,6 +127,12 @@ let tests =
                 Expect.equal r.Kernel "Built" "the first process builds the kernel"
                 let again = service.RunAsync(req "exponential" data [| "gamma:2,1" |] 100 5) |> run
                 Expect.equal again.Kernel "Memory" "a second request shares it in memory"
+                let runs = logs |> Seq.filter (fun l -> l.StartsWith "inference: ") |> List.ofSeq
+                let all = String.Join(" | ", logs)
+                Expect.equal runs.Length 2 $"one log line per run through ILogger ({all})"
+                Expect.stringContains runs.Head "likelihood kernel" "naming where the kernel came from"
+                let value = data.[0].ToString("R", Globalization.CultureInfo.InvariantCulture)
+                Expect.isFalse (logs |> Seq.exists (fun l -> l.Contains value)) "no data value is logged"
                 r
             Expect.equal (Directory.GetFiles(Path.Combine(dir, "kernel"), "*", SearchOption.AllDirectories).Length) 1 "the kernel was persisted in the configured tier"
             // A second container (a restarted service) on the same tier loads the kernel and gets the same answer.
