@@ -2,6 +2,10 @@
 //   GET  /health                          the ptd-cache health check (tiers reachable?)
 //   POST /moments {"model": "coalescent:n=10", "theta": [1.0], "k": 3}
 //        -> {"model", "key", "trace": "Hit"|"Computed", "tier", "mean", "variance", "moments"}
+//   POST /infer {"model": "exponential", "data": [0.3, 1.2, ...], "priors": ["gamma:2,1"], "particles": 64, "iterations": 500}
+//        -> {"model", "observations", "parameters": [{"name", "mean", "sd", "q025", "q975"}], "kernel": "Built"|"Cache"|"Memory", ...}
+//        SVGD posterior of θ; likelihood kernels are shared in memory and persisted in the cache tiers (limits and
+//        defaults: the "Ptd:Inference" section).
 // Configuration: appsettings.json "Ptd" section, Ptd__Cache__... environment variables, PTD_CACHE, --Ptd:Cache:Timeout=5s
 // (docs/configuration.md). Run: dotnet run --project examples/WorkerService -- --urls http://127.0.0.1:5080
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
@@ -31,6 +35,18 @@ app.MapPost("/moments", async (MomentsRequest request, TracedModelService servic
     try
     {
         return Results.Ok(await service.MomentsAsync(request.Model ?? "", request.Theta, request.K ?? 2, ct));
+    }
+    catch (PtdException e)
+    {
+        return Results.BadRequest(new { error = e.Message });
+    }
+});
+
+app.MapPost("/infer", async (PtdInferenceRequest request, PtdInferenceService service, CancellationToken ct) =>
+{
+    try
+    {
+        return Results.Ok(await service.RunAsync(request, cancellationToken: ct));
     }
     catch (PtdException e)
     {

@@ -49,7 +49,8 @@ let private walkThrough (full: bool) (site: Site) =
     let traceKeys = expected |> Map.toList |> List.map (snd >> storageKey) |> Set.ofList
 
     // prewarm: traces recorded and stored under the shared convention (kind trace, revision, ModelKey hex).
-    let r = ptd 0 ([ "prewarm" ] @ models @ [ "--json" ])
+    // (--kind traces: this walk-through counts trace entries; kernels have their own test below.)
+    let r = ptd 0 ([ "prewarm" ] @ models @ [ "--kind"; "traces"; "--json" ])
     let items = arr (json r.Out) "items"
     Expect.equal (items |> List.map (fun i -> str i "outcome")) [ "stored"; "stored"; "stored" ] "every model is stored"
     Expect.equal (keysOf store) traceKeys "the store holds exactly the three trace entries"
@@ -60,7 +61,7 @@ let private walkThrough (full: bool) (site: Site) =
         let t = TraceEncoding.decodeFor (TraceKey.Parse expected.[m]) v.Payload
         Expect.equal t.VertexCount (graphOf m).VertexCount $"{m}: the payload is the model's trace"
     if full then
-        let again = ptd 0 [ "prewarm"; "coalescent:n=6"; "--json" ]
+        let again = ptd 0 [ "prewarm"; "coalescent:n=6"; "--kind"; "traces"; "--json" ]
         Expect.equal (str (arr (json again.Out) "items").Head "outcome") "present" "a second prewarm finds the entry"
 
     // status and list
@@ -101,7 +102,7 @@ let private walkThrough (full: bool) (site: Site) =
     put store "notes/readme" "a file that is not a cache entry"B
     let st = (arr (json (ptd 0 [ "status"; "--json" ]).Out) "tiers").Head
     Expect.equal (num st "staleEntries") 2L "status sees the two stale entries"
-    let pre = arr (json (ptd 0 [ "prewarm"; "erlang:k=3"; "--json" ]).Out) "items"
+    let pre = arr (json (ptd 0 [ "prewarm"; "erlang:k=3"; "--kind"; "traces"; "--json" ]).Out) "items"
     Expect.equal (str pre.Head "outcome") "stored" "the other revision's entry was not taken for the current one"
     let vac = json (ptd 0 [ "vacuum"; "--stale"; "--json" ]).Out
     Expect.equal (num vac "entriesRemoved") 2L "vacuum --stale removes both"
@@ -166,12 +167,88 @@ let private onSite (full: bool) (mk: unit -> Site) () =
         for o in outputs do
             Expect.isFalse (o.Out.Contains secret || o.Err.Contains secret) "no credential is ever printed"
 
+/// The documented key of a likelihood kernel (docs/inference.md): SHA-256 of its canonical text, computed here.
+let private kernelDigest (modelHex: string) (kind: string) (layout: string) =
+    let text = $"ptd-kernel|trace={modelHex}|kind={kind}|parameters=1|transform=theta|layout={layout}|generator=1"
+    Convert.ToHexStringLower(Security.Cryptography.SHA256.HashData(Text.Encoding.UTF8.GetBytes text))
+
+/// `ptd infer` with a tiny SVGD run: only where the likelihood kernel came from matters here.
+let private inferVerbose (site: Site) (data: string) =
+    site.Expect 0 [ "infer"; "coalescent:n=6"; "--data"; data; "--prior"; "gamma:2,1"; "--particles"; "4"; "--iterations"; "2"; "--verbose" ]
+
+let private prewarmKernels () =
+    let site = localSite ()
+    let store = openStore site
+    let modelHex = keyOf "coalescent:n=6"
+    let traceKey = storageKey modelHex
+    let kernelHex = kernelDigest modelHex "ContinuousLikelihood" "times"
+    let kernelKey = $"kernel/r1/g1/{kernelHex}"
+    let data = Path.Combine(site.Home, "data.txt")
+    File.WriteAllText(data, "0.4\n1.1\n0.7\n2.3\n0.9\n")
+
+    // Without prewarm, infer builds the kernel (the control: the message below must depend on prewarm).
+    let control = localSite ()
+    let cold = inferVerbose control data
+    Expect.stringContains cold.Err "likelihood kernel: ContinuousLikelihood kernel" "infer --verbose names the likelihood kernel"
+    Expect.stringContains cold.Err ": built (" "on an empty cache the kernel is built"
+
+    // A bad setting fails the whole prewarm up front: nothing is written.
+    for args, message in [ [ "--theta-dim"; "2" ], "--theta-dim 2 does not fit model 'coalescent:n=6'"
+                           [ "--data-layout"; "counts" ], "--data-layout counts does not fit model 'coalescent:n=6'"
+                           [ "--data-layout"; "pictures" ], "unknown data layout 'pictures'" ] do
+        let r = site.Ptd([ "cache"; "prewarm"; "coalescent:n=6" ] @ args)
+        Expect.equal r.Code 2 $"prewarm {String.Join(' ', args)} is bad input (stderr: {r.Err})"
+        Expect.stringContains r.Err message "and says why"
+    Expect.isEmpty (keysOf store) "nothing was written by the refused prewarms"
+
+    // prewarm fills layers 1 and 2 and reports both (JSON).
+    let doc = json (site.Expect 0 [ "cache"; "prewarm"; "coalescent:n=6"; "--theta-dim"; "1"; "--data-layout"; "times"; "--json" ]).Out
+    let items = arr doc "items" |> List.map (fun i -> str i "layer", str i "outcome", str i "key")
+    Expect.equal items [ "traces", "stored", modelHex; "kernels", "stored", kernelHex ] "a trace and a likelihood kernel stored, under their content keys"
+    Expect.equal (num (doc.GetProperty "summary") "stored") 2L "the summary counts both"
+    Expect.equal (keysOf store) (set [ traceKey; kernelKey ]) "the store holds exactly the trace and the kernel"
+    let v = CacheEnvelope.Verify(ReadOnlySpan (getBytes store kernelKey).Value, kernelKey, 1L <<< 30)
+    Expect.isTrue v.IsValid "the kernel's envelope verifies"
+    Expect.equal (Text.Encoding.ASCII.GetString(v.Payload, 0, 8)) "PTDKERNL" "and holds a persisted kernel"
+
+    // list --kind kernels shows it; show describes it; a model without parameters is skipped, not failed.
+    let listed = arr (json (site.Expect 0 [ "cache"; "list"; "--kind"; "kernels"; "--json" ]).Out) "entries" |> List.map (fun e -> str e "storageKey")
+    Expect.equal listed [ kernelKey ] "ptd cache list --kind kernels shows the kernel entry"
+    let human = (site.Expect 0 [ "cache"; "list"; "--kind"; "kernels" ]).Out
+    Expect.stringContains human (kernelHex) "also in the table"
+    let shown = (site.Expect 0 [ "cache"; "show"; kernelHex.Substring(0, 12) ]).Out
+    Expect.stringContains shown "ContinuousLikelihood" "show decodes the kernel's header"
+    let again = (site.Expect 0 [ "cache"; "prewarm"; "coalescent:n=6"; "erlang:k=2,rate=3" ]).Out
+    Expect.stringContains again "already in tier" "a second prewarm finds both entries"
+    Expect.stringContains again "no parameters" "a model without parameters has no kernel: skipped, with the reason"
+    Expect.stringContains again "stored 1 entries" "only the new model's trace was stored"
+
+    // ptd infer on the same model and data layout now loads the kernel from the cache instead of building it.
+    let warm = inferVerbose site data
+    Expect.stringContains warm.Err "likelihood kernel: ContinuousLikelihood kernel" "infer --verbose names the likelihood kernel"
+    Expect.stringContains warm.Err "loaded from cache tier" "after prewarm it comes from the cache"
+    Expect.stringContains warm.Err "0 build(s)" "and nothing is built"
+
+    // Layer 3 is not built: prewarm and --kind code say so and succeed.
+    let code = site.Expect 0 [ "cache"; "prewarm"; "coalescent:n=6"; "--kind"; "code"; "--json" ]
+    let note = (arr (json code.Out) "notes" |> List.map (fun n -> n.GetString()) |> List.exactlyOne)
+    Expect.stringContains note "deliberately not built" "prewarm --kind code explains that layer 3 is not built"
+    Expect.stringContains note "PERFORMANCE.md" "and where the reason is documented"
+    Expect.isEmpty (arr (json code.Out) "items") "and does nothing else"
+    let listCode = site.Expect 0 [ "cache"; "list"; "--kind"; "code" ]
+    Expect.stringContains listCode.Err "deliberately not built" "list --kind code explains the empty layer"
+    Expect.stringContains listCode.Out "0 entries" "and lists nothing"
+    let status = (site.Expect 0 [ "cache"; "status" ]).Out
+    Expect.stringContains status "code (kind code, not built by this version" "status says so too"
+    Expect.stringContains status "kernels (kind kernel, revision 1)" "and gives the kernel layer's revision"
+
 [<Tests>]
 let tests =
     testList "ptd cache" [
         testCase "every command on local disk" (onSite true localSite)
         testCase "every command on moto (S3)" (onSite false motoSite)
         testCase "every command on Azurite (Azure Blob)" (onSite false azuriteSite)
+        testCase "prewarm fills traces and kernels; infer then loads its kernel from the cache; layer 3 is explained" prewarmKernels
 
         testCase "bad input exits with 2 and says what is wrong" <| fun () ->
             let site = localSite ()

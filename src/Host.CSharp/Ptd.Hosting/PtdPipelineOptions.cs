@@ -13,6 +13,9 @@ public sealed class PtdPipelineOptions
     /// <summary>The cache settings (same fields as <c>~/.ptd/cache.json</c>).</summary>
     public PtdCacheSettings Cache { get; set; } = new();
 
+    /// <summary>Defaults and limits of <see cref="PtdInferenceService"/> (section <c>Ptd:Inference</c>).</summary>
+    public PtdInferenceSettings Inference { get; set; } = new();
+
     /// <summary>Extra storage plugin directories, searched before <c>PTD_PLUGIN_PATH</c> and the application's <c>plugins</c> folder.</summary>
     public List<string> PluginDirectories { get; set; } = new();
 

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Ptd.Host.Caching;
 using Ptd.Host.Composition;
+using Ptd.Host.Kernels;
 
 namespace Ptd.Hosting;
 
@@ -20,14 +21,13 @@ public static class PtdServiceCollectionExtensions
     /// <summary>
     /// Registers, as singletons: the storage plugin registry (<see cref="StorageProviderRegistry"/>), the tiered cache
     /// (<see cref="IArtifactCache"/>, metrics through the container's <see cref="IMeterFactory"/>, meter
-    /// <c>Ptd.Cache</c>), the <see cref="CacheManager"/>, the layer warmers (<see cref="ICacheWarmer"/>: traces), the
-    /// <see cref="TracedModelService"/>; the health check <c>ptd-cache</c> (tag <c>ptd</c>); and
-    /// <see cref="PtdPipelineOptions"/> bound from the <c>Ptd</c> section and validated at start-up.
+    /// <c>Ptd.Cache</c>), the kernel registry (<see cref="KernelRegistry"/>, layer 2, persisted through the same
+    /// cache), the <see cref="CacheManager"/>, the layer warmers (<see cref="ICacheWarmer"/>: traces, kernels), the
+    /// <see cref="TracedModelService"/> (moments) and the <see cref="PtdInferenceService"/> (SVGD posterior); the health
+    /// check <c>ptd-cache</c> (tag <c>ptd</c>); and <see cref="PtdPipelineOptions"/> bound from the <c>Ptd</c> section
+    /// and validated at start-up (cache settings and <c>Ptd:Inference</c>).
     /// </summary>
     /// <remarks>
-    /// Extension points not yet on this branch: the kernel registry (layer 2, Ptd.Host/Kernels) and the inference
-    /// service (<c>ptd infer</c>) register here when they land — add them to this method (and their warmer through
-    /// <c>services.TryAddEnumerable(ServiceDescriptor.Singleton&lt;ICacheWarmer, KernelWarmer&gt;())</c>).
     /// The statistics ledger of the command line is off: services export metrics instead.
     /// </remarks>
     /// <param name="services">The collection.</param>
@@ -68,11 +68,21 @@ public static class PtdServiceCollectionExtensions
             foreach (var t in cache.Tiers) log.LogInformation("cache tier {Tier}: {Location} ({Access})", t.Name, t.DisplayName, t.Access);
             return cache;
         });
+        services.TryAddSingleton(sp =>
+        {
+            var log = Logger(sp, "Ptd.Kernels");
+            // Kernel lines name the kernel key and the tier's name only (never a location or credential).
+            return new KernelRegistry(sp.GetRequiredService<IArtifactCache>(), m => log.LogDebug("{Message}", m));
+        });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ICacheWarmer, TraceWarmer>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<ICacheWarmer, KernelWarmer>(sp => new KernelWarmer(sp.GetRequiredService<KernelRegistry>())));
         services.TryAddSingleton(sp => new CacheManager(sp.GetRequiredService<IArtifactCache>(), sp.GetRequiredService<StorageProviderRegistry>(),
             sp.GetServices<ICacheWarmer>()));
         services.TryAddSingleton(sp => new TracedModelService(sp.GetRequiredService<IArtifactCache>(),
             sp.GetService<ILogger<TracedModelService>>() ?? NullLogger<TracedModelService>.Instance));
+        services.TryAddSingleton(sp => new PtdInferenceService(sp.GetRequiredService<KernelRegistry>(),
+            sp.GetRequiredService<IOptions<PtdPipelineOptions>>(),
+            sp.GetService<ILogger<PtdInferenceService>>() ?? NullLogger<PtdInferenceService>.Instance));
         services.AddHealthChecks().AddCheck<PtdCacheHealthCheck>(PtdCacheHealthCheck.Name, tags: ["ptd", "cache"]);
         return new PtdPipelineBuilder(services);
     }

@@ -13,7 +13,11 @@ namespace Ptd.Host.Caching;
 /// entries are then never called stale for their revision, and never imported).
 /// </param>
 /// <param name="Description">A one-line description.</param>
-public sealed record CacheLayer(string Name, string KindName, int? CurrentRevision, string Description)
+/// <param name="NotBuilt">
+/// Why this build deliberately produces no entries of the layer (shown wherever the layer is named), or null when it
+/// does.
+/// </param>
+public sealed record CacheLayer(string Name, string KindName, int? CurrentRevision, string Description, string? NotBuilt = null)
 {
     /// <summary>The current artifact kind, or null when <see cref="CurrentRevision"/> is unknown.</summary>
     public ArtifactKind? CurrentKind => CurrentRevision is { } r ? new ArtifactKind(KindName, r) : null;
@@ -28,24 +32,34 @@ public sealed record CacheLayer(string Name, string KindName, int? CurrentRevisi
 }
 
 /// <summary>
-/// The layers of the cache. Layer 1 (traces) is produced by Ptd.Core's recorder; kernels (layer 2) and code
-/// (layer 3) have no producer in this build yet, so their revisions are unknown (null).
+/// The layers of the cache. Layer 1 (traces) is produced by Ptd.Core's recorder, layer 2 (kernels) by
+/// <see cref="Ptd.Host.Kernels.KernelRegistry"/>. Layer 3 (persisted emitted code) is deliberately not built: kernels
+/// are interpreted plans (docs/PERFORMANCE.md, "why no IL emission"), so its revision is unknown (null) and
+/// <see cref="CacheLayer.NotBuilt"/> says why.
 /// </summary>
 /// <remarks>
-/// Extension point: when a layer gets a producer, set its current revision here (one line), e.g.
-/// <c>Kernels = new("kernels", "kernel", KernelFormat.Revision, ...)</c>. Everything else (<c>ptd cache</c>,
-/// <see cref="CacheManager"/>) follows from this table.
+/// Everything else (<c>ptd cache</c>, <see cref="CacheManager"/>) follows from this table: a layer's revision makes its
+/// entries of other revisions stale and lets import check them.
 /// </remarks>
 public static class CacheLayers
 {
     /// <summary>Layer 1: elimination traces, kind <c>trace</c>, revision <c>Trace.FormatRevision</c>, key = <c>ModelKey</c> hex.</summary>
     public static CacheLayer Traces { get; } = new("traces", "trace", TraceModule.FormatRevision, "elimination traces (layer 1)");
 
-    /// <summary>Layer 2: compiled evaluation kernels, kind <c>kernel</c> (no producer in this build yet).</summary>
-    public static CacheLayer Kernels { get; } = new("kernels", "kernel", null, "compiled kernels (layer 2)");
+    /// <summary>
+    /// Layer 2: likelihood and moment kernels, kind <c>kernel</c>, revision
+    /// <see cref="Ptd.Host.Kernels.KernelKey.CurrentGeneratorRevision"/>, key = <see cref="Ptd.Host.Kernels.KernelKey.Digest"/>.
+    /// </summary>
+    public static CacheLayer Kernels { get; } = new("kernels", "kernel", Ptd.Host.Kernels.KernelKey.CurrentGeneratorRevision, "likelihood and moment kernels (layer 2)");
 
-    /// <summary>Layer 3: generated code, kind <c>code</c> (no producer in this build yet).</summary>
-    public static CacheLayer Code { get; } = new("code", "code", null, "generated code (layer 3)");
+    /// <summary>Why layer 3 is empty: the message <c>ptd cache</c> prints when it is named.</summary>
+    public const string CodeNotBuilt =
+        "layer 3 (persisted emitted code) is deliberately not built: kernels are interpreted plans, because IL emission " +
+        "would speed up only the sweep, a third of an evaluation (docs/PERFORMANCE.md, \"why no IL emission\"); " +
+        "layers 1-2 (traces, kernels) hold everything a run reuses";
+
+    /// <summary>Layer 3: persisted emitted code, kind <c>code</c>: deliberately not built (<see cref="CodeNotBuilt"/>).</summary>
+    public static CacheLayer Code { get; } = new("code", "code", null, "emitted code (layer 3; not built)", CodeNotBuilt);
 
     /// <summary>Every layer, in layer order.</summary>
     public static IReadOnlyList<CacheLayer> All { get; } = [Traces, Kernels, Code];

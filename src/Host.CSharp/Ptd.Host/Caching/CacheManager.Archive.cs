@@ -186,7 +186,10 @@ public sealed partial class CacheManager
     {
         var layer = CacheLayers.ForKind(e.Kind);
         if (layer is null) return $"kind '{e.Kind}' is not a cache layer of this build";
-        if (layer.CurrentRevision is not { } current) return $"layer {layer.Name} has no producer in this build, so revision {e.Revision} cannot be checked";
+        if (layer.CurrentRevision is not { } current)
+            return layer.NotBuilt is not null
+                ? $"layer {layer.Name} is deliberately not built by this version (see docs/PERFORMANCE.md), so revision {e.Revision} cannot be checked"
+                : $"layer {layer.Name} has no producer in this build, so revision {e.Revision} cannot be checked";
         if (e.Revision != current) return $"foreign format revision {e.Revision} of '{e.Kind}' (this build uses {current})";
         if (e.Generation != Generation) return $"generation {e.Generation} is not this cache's generation {Generation}";
         if (bytes.LongLength > Options.MaxEntryBytes + 64 * 1024) return $"{bytes.Length} bytes exceed the maximum entry size";

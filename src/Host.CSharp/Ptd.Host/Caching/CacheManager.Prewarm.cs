@@ -8,25 +8,38 @@ namespace Ptd.Host.Caching;
 /// <summary>A model to prewarm, loaded once and handed to every warmer.</summary>
 /// <param name="Model">The model as the user named it (file or built-in spec).</param>
 /// <param name="Graph">The loaded graph.</param>
-/// <param name="Settings">Extra settings for warmers of later layers (e.g. <c>theta-dim</c>, <c>data-layout</c> for kernels); empty for traces.</param>
+/// <param name="Settings">
+/// Extra settings for warmers of later layers: <c>theta-dim</c> (checked against the model) and <c>data-layout</c>
+/// (<c>times</c>, <c>counts</c>, <c>moments</c>, comma-separated) for kernels; ignored by traces.
+/// </param>
 public sealed record PrewarmRequest(string Model, Graph Graph, IReadOnlyDictionary<string, string> Settings);
 
 /// <summary>
 /// Fills one cache layer ahead of a run (<c>ptd cache prewarm</c>) and describes that layer's payloads
-/// (<c>ptd cache show</c>). Extension point: the kernel and code layers add their warmer to
-/// <see cref="CacheManager.DefaultWarmers"/> when they have producers.
+/// (<c>ptd cache show</c>). The built-in ones are <see cref="CacheManager.DefaultWarmers"/>: traces and kernels
+/// (layer 3, code, is deliberately not built: <see cref="CacheLayers.CodeNotBuilt"/>).
 /// </summary>
 public interface ICacheWarmer
 {
     /// <summary>The layer this warmer fills.</summary>
     CacheLayer Layer { get; }
 
-    /// <summary>Makes sure the layer's entry for the model is cached, computing and storing it if needed.</summary>
+    /// <summary>
+    /// Checks that the request's settings fit its model before anything is computed for any model (so a bad setting
+    /// fails the whole call up front).
+    /// </summary>
+    /// <param name="request">The model and settings.</param>
+    /// <exception cref="PtdException">A setting does not fit the model; the message says which and how to fix it.</exception>
+    void Validate(PrewarmRequest request)
+    {
+    }
+
+    /// <summary>Makes sure the layer's entries for the model are cached, computing and storing them if needed.</summary>
     /// <param name="request">The model.</param>
     /// <param name="cache">The cache to fill.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>What was done.</returns>
-    Task<PrewarmItem> WarmAsync(PrewarmRequest request, IArtifactCache cache, CancellationToken cancellationToken);
+    /// <returns>What was done: one item per entry (a trace; a kernel per data layout).</returns>
+    Task<IReadOnlyList<PrewarmItem>> WarmAsync(PrewarmRequest request, IArtifactCache cache, CancellationToken cancellationToken);
 
     /// <summary>Facts about a valid payload of this layer for display, or null.</summary>
     /// <param name="entry">The entry.</param>
@@ -52,7 +65,10 @@ public sealed class TraceWarmer : ICacheWarmer
     public static byte[] RecordPayload(Graph graph) => TraceEncoding.encode(TraceModule.record(graph));
 
     /// <inheritdoc />
-    public async Task<PrewarmItem> WarmAsync(PrewarmRequest request, IArtifactCache cache, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<PrewarmItem>> WarmAsync(PrewarmRequest request, IArtifactCache cache, CancellationToken cancellationToken) =>
+        [await WarmTraceAsync(request, cache, cancellationToken).ConfigureAwait(false)];
+
+    private async Task<PrewarmItem> WarmTraceAsync(PrewarmRequest request, IArtifactCache cache, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(cache);
@@ -117,12 +133,16 @@ public sealed partial class CacheManager
     /// fails the call before anything is computed.
     /// </summary>
     /// <param name="models">The models.</param>
-    /// <param name="layers">The layers (null: every layer that has a warmer).</param>
-    /// <param name="settings">Settings for warmers of later layers (ignored by traces).</param>
+    /// <param name="layers">The layers (null: every layer that has a warmer: traces and kernels).</param>
+    /// <param name="settings">Settings for warmers of later layers (<see cref="PrewarmRequest.Settings"/>; ignored by traces).</param>
     /// <param name="progress">Receives progress per model and layer.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>One item per model and layer; layers without a warmer in this build give <c>unavailable</c> items.</returns>
-    /// <exception cref="PtdException">A model cannot be loaded.</exception>
+    /// <returns>
+    /// One item per model and entry (outcomes <c>stored</c>, <c>present</c>, <c>skipped</c>, <c>failed</c>); a layer
+    /// this build deliberately does not build (code) gives one <c>not-built</c> item saying why; a layer without a
+    /// warmer otherwise gives <c>unavailable</c>.
+    /// </returns>
+    /// <exception cref="PtdException">A model cannot be loaded, or a setting does not fit a model (nothing is computed then).</exception>
     public async Task<PrewarmItem[]> PrewarmAsync(IEnumerable<string> models, IReadOnlyList<CacheLayer>? layers = null,
         IReadOnlyDictionary<string, string>? settings = null, IProgress<CacheProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -130,18 +150,22 @@ public sealed partial class CacheManager
         var requests = models.Select(m => new PrewarmRequest(m, ModelSource.Load(m), settings ?? new Dictionary<string, string>())).ToArray();
         if (requests.Length == 0) throw new PtdException("name at least one model to prewarm, e.g. coalescent:n=30");
         var chosen = layers ?? _warmers.Select(w => w.Layer).Distinct().ToArray();
+        foreach (var r in requests)
+            foreach (var w in _warmers.Where(w => chosen.Any(l => l.Name == w.Layer.Name)))
+                w.Validate(r);
         var items = new List<PrewarmItem>();
         var total = requests.Length * chosen.Count;
+        var done = 0;
         foreach (var r in requests)
         {
             foreach (var layer in chosen)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var warmer = _warmers.FirstOrDefault(w => w.Layer.Name == layer.Name);
-                items.Add(warmer is null
-                    ? new PrewarmItem(r.Model, layer.Name, "", "unavailable", 0, 0, $"no producer for layer {layer.Name} in this build")
-                    : await warmer.WarmAsync(r, _cache, cancellationToken).ConfigureAwait(false));
-                progress?.Report(new CacheProgress("prewarm", items.Count, total, items.Sum(i => i.Bytes), $"{r.Model} ({layer.Name})"));
+                if (warmer is not null) items.AddRange(await warmer.WarmAsync(r, _cache, cancellationToken).ConfigureAwait(false));
+                else if (layer.NotBuilt is { } why) items.Add(new PrewarmItem(r.Model, layer.Name, "", "not-built", 0, 0, why));
+                else items.Add(new PrewarmItem(r.Model, layer.Name, "", "unavailable", 0, 0, $"no producer for layer {layer.Name} in this build"));
+                progress?.Report(new CacheProgress("prewarm", ++done, total, items.Sum(i => i.Bytes), $"{r.Model} ({layer.Name})"));
             }
         }
         return items.ToArray();

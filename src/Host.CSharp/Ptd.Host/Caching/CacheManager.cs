@@ -31,7 +31,7 @@ public sealed partial class CacheManager : IAsyncDisposable, IDisposable
     /// <summary>Manages <paramref name="cache"/> (which must come from <see cref="ArtifactCache"/>).</summary>
     /// <param name="cache">The cache; the manager does not dispose it.</param>
     /// <param name="registry">Opens locations that are not tiers (sync, import targets); null discovers plugins when needed.</param>
-    /// <param name="warmers">What <see cref="PrewarmAsync"/> fills; null for the built-in ones (<see cref="TraceWarmer"/>).</param>
+    /// <param name="warmers">What <see cref="PrewarmAsync"/> fills; null for the built-in ones (<see cref="DefaultWarmers"/>).</param>
     /// <param name="ledger">The persisted counters shown by status and stats; null for none.</param>
     /// <exception cref="ArgumentException">The cache was not built by <see cref="ArtifactCache"/>.</exception>
     public CacheManager(IArtifactCache cache, StorageProviderRegistry? registry = null, IEnumerable<ICacheWarmer>? warmers = null, CacheStatisticsLedger? ledger = null)
@@ -50,8 +50,11 @@ public sealed partial class CacheManager : IAsyncDisposable, IDisposable
         Ledger = ledger;
     }
 
-    /// <summary>The built-in warmers: traces (layer 1). Kernels and code add theirs here when they have producers.</summary>
-    public static IReadOnlyList<ICacheWarmer> DefaultWarmers { get; } = [new TraceWarmer()];
+    /// <summary>
+    /// The built-in warmers: traces (layer 1) and kernels (layer 2, <see cref="Ptd.Host.Kernels.KernelWarmer"/>). Layer 3
+    /// has none: it is deliberately not built (<see cref="CacheLayers.CodeNotBuilt"/>).
+    /// </summary>
+    public static IReadOnlyList<ICacheWarmer> DefaultWarmers { get; } = [new TraceWarmer(), new Ptd.Host.Kernels.KernelWarmer()];
 
     /// <summary>
     /// A manager over the cache configured by the environment (see <see cref="ArtifactCache.FromEnvironment"/>), with

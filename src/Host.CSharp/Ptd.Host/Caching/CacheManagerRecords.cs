@@ -191,9 +191,13 @@ public sealed record CacheProgress(string Operation, long Done, long Total, long
 
 /// <summary>What prewarming did for one model and layer.</summary>
 /// <param name="Model">The model as given.</param>
-/// <param name="Layer">The layer (<c>traces</c>).</param>
-/// <param name="Key">The content key.</param>
-/// <param name="Outcome"><c>stored</c>, <c>present</c> (already cached) or <c>failed</c>.</param>
+/// <param name="Layer">The layer (<c>traces</c>, <c>kernels</c>, <c>code</c>).</param>
+/// <param name="Key">The content key (a trace's ModelKey hex; a kernel's digest), or empty when nothing was looked up.</param>
+/// <param name="Outcome">
+/// <c>stored</c> (computed now and written), <c>present</c> (already cached), <c>skipped</c> (nothing to do for this
+/// model, e.g. no parameters, so no likelihood kernel), <c>not-built</c> (a layer this build deliberately does not
+/// produce), <c>unavailable</c> (no producer) or <c>failed</c>.
+/// </param>
 /// <param name="Bytes">The payload size.</param>
 /// <param name="Milliseconds">How long it took.</param>
 /// <param name="Detail">Extra facts (ops, vertices) or the failure.</param>

@@ -100,6 +100,44 @@ internal static class KernelCodec
         return TraceEncoding.decodeFor(Ptd.Core.TraceKey.Parse(key.TraceKey), bytes);
     }
 
+    /// <summary>
+    /// The facts in a persisted kernel's header for display (<c>ptd cache show</c>): kind, generator revision and, for a
+    /// likelihood, the plan's sizes. Reads only the header; never throws.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> Describe(byte[] payload, string source)
+    {
+        var c = System.Globalization.CultureInfo.InvariantCulture;
+        try
+        {
+            var r = new Reader(payload, source);
+            if (!r.Bytes(Magic.Length, "magic").AsSpan().SequenceEqual(Magic)) return new Dictionary<string, string> { ["kernel"] = "not a kernel (magic)" };
+            int revision = r.I32("generator revision");
+            var kind = (KernelKind)r.U8("kind");
+            r.Bytes(32, "key digest");
+            var facts = new Dictionary<string, string>
+            {
+                ["kind"] = Enum.IsDefined(kind) ? kind.ToString() : $"unknown ({(int)kind})",
+                ["generator"] = "r" + revision.ToString(c),
+            };
+            if (kind is KernelKind.ContinuousLikelihood or KernelKind.DiscreteLikelihood)
+            {
+                r.U8("discrete flag");
+                facts["parameters"] = r.I32("parameter count").ToString(c);
+                facts["vertices"] = r.I32("vertex count").ToString(c);
+                facts["transient"] = r.I32("transient count").ToString(c);
+            }
+            else if (kind == KernelKind.Moments)
+            {
+                facts["trace bytes"] = r.I32("trace length").ToString(c);
+            }
+            return facts;
+        }
+        catch (PtdException e)
+        {
+            return new Dictionary<string, string> { ["kernel"] = e.Message };
+        }
+    }
+
     private static void Header(Writer w, KernelKey key)
     {
         w.Bytes(Magic);

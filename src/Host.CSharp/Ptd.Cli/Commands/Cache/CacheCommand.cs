@@ -35,6 +35,7 @@ public sealed class CacheCommand : ICommand
         string.Join("\n", Subcommands.Select(s => "  " + s.Usage)) + "\n\n" +
         "Every sub-command takes --json (one JSON document on stdout) and --verbose (diagnostics on stderr).\n" +
         "KINDS: traces, kernels, code (comma-separated) or all. SIZE: 500MB, 10GB. DURATION: 12h, 30d.\n" +
+        "Layer 3 (code: persisted emitted code) is deliberately not built: kernels are interpreted plans (docs/PERFORMANCE.md).\n" +
         "The cache is configured by PTD_CACHE / PTD_CACHE_CONFIG (docs/configuration.md).\n" +
         "Exit codes: 0 success, 1 done but problems were found (bad entries, refused imports, failing tiers),\n" +
         "2 bad input (usage, unsafe archive, unknown tier), 70 internal error.";
@@ -117,8 +118,25 @@ internal sealed class CacheInvocation(Args args, Output output, CancellationToke
         return manager;
     }
 
-    /// <summary>The layers of <c>--kind</c> (null when not given).</summary>
-    public CacheLayer[]? Layers() => Args.Get("--kind") is { } k ? CacheLayers.Parse([k]) : null;
+    /// <summary>The layers of <c>--kind</c> (null when not given); a note on stderr when a layer this build does not build is named.</summary>
+    public CacheLayer[]? Layers()
+    {
+        if (Args.Get("--kind") is not { } k) return null;
+        var layers = CacheLayers.Parse([k]);
+        NoteNotBuilt(layers, explicitOnly: k.Split(',').Select(n => n.Trim().ToLowerInvariant()).ToArray());
+        return layers;
+    }
+
+    /// <summary>
+    /// Says on stderr (also with --json, whose stdout stays one document) why a named layer has no entries of this
+    /// build: layer 3 (code) is deliberately not built. Only for layers named explicitly, not through <c>all</c>.
+    /// </summary>
+    public void NoteNotBuilt(IEnumerable<CacheLayer> layers, IReadOnlyCollection<string> explicitOnly)
+    {
+        foreach (var l in layers)
+            if (l.NotBuilt is { } why && (explicitOnly.Contains(l.Name) || explicitOnly.Contains(l.KindName)))
+                Err.WriteLine($"ptd cache: note: {why}. Entries of kind '{l.KindName}' can only come from elsewhere; they are listed, verified and cleared like any other.");
+    }
 
     /// <summary>Prints the report as JSON, or runs the human printer.</summary>
     public void Emit(object report, Action human)

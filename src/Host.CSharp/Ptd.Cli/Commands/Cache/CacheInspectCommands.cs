@@ -20,7 +20,7 @@ internal sealed class StatusSubcommand : CacheSubcommand
         c.Emit(report, () =>
         {
             c.Out.WriteLine($"generation {report.Generation}; this build writes {report.ProducerVersion}");
-            c.Out.WriteLine("layers: " + string.Join(", ", report.Layers.Select(l => $"{l.Name} (kind {l.KindName}, revision {(l.CurrentRevision?.ToString() ?? "none yet")})")));
+            c.Out.WriteLine("layers: " + string.Join(", ", report.Layers.Select(l => $"{l.Name} (kind {l.KindName}, {(l.NotBuilt is not null ? "not built by this version: see docs/PERFORMANCE.md" : "revision " + (l.CurrentRevision?.ToString() ?? "none yet"))})")));
             if (report.Tiers.Count == 0) c.Out.WriteLine("caching is off (no tiers)");
             foreach (var t in report.Tiers)
             {

@@ -50,6 +50,7 @@ internal sealed class ClearSubcommand : CacheSubcommand
         if (c.Args.Has("--all")) names.Add("all");
         if (names.Count == 0) throw new UsageException("say what to clear: --traces, --kernels, --code or --all");
         var layers = CacheLayers.Parse(names);
+        c.NoteNotBuilt(layers, names);
         var tier = c.Args.Get("--tier");
         await using var manager = c.OpenManager();
         if (!c.Args.Has("--yes"))

@@ -1,3 +1,6 @@
+using Ptd.Host.Caching;
+using Ptd.Host.Kernels;
+
 namespace Ptd.Cli.Commands.Cache;
 
 /// <summary><c>ptd cache export</c>.</summary>
@@ -78,28 +81,52 @@ internal sealed class SyncSubcommand : CacheSubcommand
     }
 }
 
-/// <summary><c>ptd cache prewarm</c>.</summary>
+/// <summary><c>ptd cache prewarm</c>: layers 1 (traces) and 2 (kernels); layer 3 (code) is deliberately not built.</summary>
 internal sealed class PrewarmSubcommand : CacheSubcommand
 {
     public override string Name => "prewarm";
 
-    public override string Summary => "record and store the traces of models ahead of a run (layer 1; kernels later)";
+    public override string Summary => "record traces and build likelihood kernels of models ahead of a run (layers 1-2)";
 
-    public override string Usage => "ptd cache prewarm MODEL... [--kind KINDS] [--json]";
+    public override string Usage => "ptd cache prewarm MODEL... [--theta-dim D] [--data-layout times|counts|moments] [--kind KINDS] [--json]";
 
-    public override string[] Valued => ["--kind"];
+    public override string[] Valued => ["--kind", "--theta-dim", "--data-layout"];
 
     public override async Task<int> RunAsync(CacheInvocation c)
     {
         if (c.Args.Positionals.Count == 0) throw new UsageException("name at least one MODEL, e.g. ptd cache prewarm coalescent:n=30 rabbits:R=200");
-        var layers = c.Layers();
-        await using var manager = c.OpenManager();
-        var items = await manager.PrewarmAsync(c.Args.Positionals, layers, null, c.Progress(), c.Token);
-        c.Emit(new { items }, () =>
+        // Not c.Layers(): a code layer's note is part of this report (below), not a separate stderr line.
+        var layers = c.Args.Get("--kind") is { } k ? CacheLayers.Parse([k]) : null;
+        var settings = new Dictionary<string, string>();
+        if (c.Args.Get("--theta-dim") is { } d) settings[KernelWarmer.ThetaDimSetting] = d;
+        if (c.Args.Get("--data-layout") is { } layout)
         {
-            foreach (var i in items)
-                c.Out.WriteLine($"{i.Model,-22} {i.Layer,-7} {i.Outcome,-11} {Fmt.Short(i.Key),-17} {Fmt.Bytes(i.Bytes),10} {i.Milliseconds,8:F1} ms  {i.Detail}");
+            foreach (var name in layout.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)) DataLayout.Parse(name);
+            settings[KernelWarmer.DataLayoutSetting] = layout;
+        }
+        if (settings.Count > 0 && layers is not null && !layers.Contains(CacheLayers.Kernels))
+            throw new UsageException("--theta-dim and --data-layout set up kernels; add kernels to --kind (e.g. --kind traces,kernels) or drop them");
+        await using var manager = c.OpenManager();
+        var items = await manager.PrewarmAsync(c.Args.Positionals, layers, settings, c.Progress(), c.Token);
+        var stored = items.Where(i => i.Outcome == "stored").ToArray();
+        var summary = new
+        {
+            stored = stored.Length,
+            storedBytes = stored.Sum(i => i.Bytes),
+            present = items.Count(i => i.Outcome == "present"),
+            skipped = items.Count(i => i.Outcome == "skipped"),
+            failed = items.Count(i => i.Outcome is "failed" or "unavailable"),
+        };
+        var notes = items.Where(i => i.Outcome == "not-built").Select(i => i.Detail).Distinct().ToArray();
+        c.Emit(new { items = items.Where(i => i.Outcome != "not-built").ToArray(), summary, notes }, () =>
+        {
+            foreach (var i in items.Where(i => i.Outcome != "not-built"))
+                c.Out.WriteLine($"{i.Model,-22} {i.Layer,-7} {i.Outcome,-8} {Fmt.Short(i.Key),-17} {Fmt.Bytes(i.Bytes),10} {i.Milliseconds,8:F1} ms  {i.Detail}");
+            c.Out.WriteLine($"stored {summary.stored} entries ({Fmt.Bytes(summary.storedBytes)}): " +
+                            string.Join(", ", CacheLayers.All.Where(l => l.NotBuilt is null).Select(l => $"{stored.Count(i => i.Layer == l.Name)} {l.Name}")) +
+                            $"; {summary.present} already present, {summary.skipped} skipped, {summary.failed} failed");
+            foreach (var n in notes) c.Out.WriteLine($"note: {n}");
         });
-        return items.Any(i => i.Outcome is "failed" or "unavailable") ? CacheCommand.Problems : 0;
+        return summary.failed > 0 ? CacheCommand.Problems : 0;
     }
 }
