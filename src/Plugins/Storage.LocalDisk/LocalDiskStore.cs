@@ -100,9 +100,33 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
     }
 
     /// <inheritdoc />
+    /// <remarks>A directory removed while the write runs (a concurrent <c>rm -rf</c> or clear of the cache) is
+    /// recreated and the write started again, a few times: it is not a failure of the store.</remarks>
     public async Task<BlobWriteOutcome> PutAsync(BlobKey key, ReadOnlyMemory<byte> content, BlobWriteMode mode, CancellationToken cancellationToken = default)
     {
         var path = PathOf(key);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await PutOnceAsync(path, content, mode, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (attempt < MaxWriteAttempts && e is DirectoryNotFoundException or FileNotFoundException)
+            {
+                // The directory (and our temporary file with it) vanished between creating and renaming: again.
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+            {
+                // .NET reports EFBIG (a file over `ulimit -f` or the file system's limit) as ArgumentOutOfRangeException.
+                throw Wrap("write", key, e);
+            }
+        }
+    }
+
+    private const int MaxWriteAttempts = 4;
+
+    private async Task<BlobWriteOutcome> PutOnceAsync(string path, ReadOnlyMemory<byte> content, BlobWriteMode mode, CancellationToken cancellationToken)
+    {
         var dir = Path.GetDirectoryName(path)!;
         var temp = Path.Combine(dir, TempPrefix + Guid.NewGuid().ToString("N"));
         try
@@ -129,11 +153,6 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
             {
                 return BlobWriteOutcome.AlreadyExists;
             }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
-        {
-            // .NET reports EFBIG (a file over `ulimit -f` or the file system's limit) as ArgumentOutOfRangeException.
-            throw Wrap("write", key, e);
         }
         finally
         {
@@ -187,6 +206,10 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
                     result.Add(new BlobInfo(key, info.Length, info.LastWriteTimeUtc, info.LastAccessTimeUtc));
                 }
             }
+        }
+        catch (DirectoryNotFoundException) when (!Directory.Exists(start))
+        {
+            // Removed while being walked (a concurrent clear or rm -rf): what was listed so far is what exists.
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
