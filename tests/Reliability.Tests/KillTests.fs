@@ -15,8 +15,8 @@ open Ptd.Reliability.Tests.LoadTests
 
 let private killTarget () = setting "PTD_RELIABILITY_KILLS" 30
 
-/// Models the killed `ptd` writers record: 1–3 s each, traces of 0.8–4.4 MB (long writes).
-let private ptdModels = [| for n in 26 .. 31 -> sprintf "coalescent:n=%d" n |]
+/// Models the killed `ptd` writers record: 0.5–2 s each on an idle machine, traces of 0.3–1.5 MB.
+let private ptdModels = [| for n in 22 .. 27 -> sprintf "coalescent:n=%d" n |]
 
 type private Victim =
     { Process: Process
@@ -50,7 +50,7 @@ let tests =
                     let p = start "dotnet" args env
                     p.StandardOutput.ReadToEndAsync() |> ignore
                     p.StandardError.ReadToEndAsync() |> ignore
-                    { Process = p; What = "ptd"; Delay = TimeSpan.FromMilliseconds(float (500 + rng.Next 3500)); ReadyAt = Some DateTime.UtcNow }
+                    { Process = p; What = "ptd"; Delay = TimeSpan.FromMilliseconds(float (500 + rng.Next 5500)); ReadyAt = Some DateTime.UtcNow }
                 else
                     let p = start "dotnet" [ selfDll; "--worker"; "writer"; sprintf "cache=%s" chain; sprintf "seed=%d" started ] env
                     p.StandardError.ReadToEndAsync() |> ignore
@@ -82,7 +82,7 @@ let tests =
                     | _ -> ()
                 Threading.Thread.Sleep 10
             let leftovers = tempFiles cacheDir
-            report test "%d SIGKILLs injected (%d writer workers writing 1–4 MB payloads, %d ptd trace record/moments on coalescent n=26..31), %d ptd runs finished before their kill time; %.1f s"
+            report test "%d SIGKILLs injected (%d writer workers writing 1–4 MB payloads, %d ptd trace record/moments on coalescent n=22..27), %d ptd runs finished before their kill time; %.1f s"
                 kills workerKills ptdKills exitedBeforeKill sw.Elapsed.TotalSeconds
             report test "temporary files left by the killed writers: %d" leftovers.Length
             Expect.isGreaterThanOrEqual kills target "the kills were injected"
@@ -125,4 +125,32 @@ let tests =
             Expect.sequenceEqual (tempFiles cacheDir) [| live |] "only the live writer's temporary file is left"
             // The cache still works after all that.
             ptdExpect 0 env [ "moments"; ptdModels.[0]; "--theta"; "1" ] |> ignore)
+
+        testCase "vacuum's grace period and dry run for abandoned temporary files" (fun () ->
+            let cacheDir = Path.Combine(tempDir "scratch", "cache")
+            let fanOut = Path.Combine(cacheDir, "kernel", "r1", "g1", "=ab")
+            Directory.CreateDirectory fanOut |> ignore
+            let file name (age: TimeSpan) =
+                let f = Path.Combine(fanOut, name)
+                File.WriteAllBytes(f, Array.zeroCreate 100)
+                File.SetLastWriteTimeUtc(f, DateTime.UtcNow - age)
+                f
+            let old = file ".tmp-old" (TimeSpan.FromHours 2.0)
+            let recent = file ".tmp-recent" (TimeSpan.FromMinutes 50.0)
+            // Not a temporary file: vacuum must not touch foreign files, however old.
+            let foreign = file "not-a-temp" (TimeSpan.FromDays 3.0)
+            use registry = registry ()
+            use manager = Ptd.Host.Caching.CacheManager.Create(cacheOptions ("file://" + cacheDir) 1 ignore, registry)
+            let vacuum dryRun grace =
+                manager.VacuumAsync(Ptd.Host.Caching.VacuumOptions(Stale = true, DryRun = dryRun, ScratchGracePeriod = grace)).Result.Tiers.[0]
+            let dry = vacuum true (TimeSpan.FromHours 1.0)
+            Expect.equal dry.ScratchRemoved 1L "a dry run counts the file older than the grace period"
+            Expect.isTrue (File.Exists old) "a dry run removes nothing"
+            let real = vacuum false (TimeSpan.FromHours 1.0)
+            Expect.equal (real.ScratchRemoved, real.ScratchBytesRemoved) (1L, 100L) "the old temporary file is removed"
+            Expect.isFalse (File.Exists old) "gone"
+            Expect.isTrue (File.Exists recent) "a file younger than the grace period stays"
+            let shorter = vacuum false (TimeSpan.FromMinutes 30.0)
+            Expect.equal shorter.ScratchRemoved 1L "a shorter grace period takes it"
+            Expect.isTrue (File.Exists foreign) "a file that is not a temporary file is never removed")
     ]
