@@ -11,7 +11,7 @@ open Ptd.Reliability.Tests.Env
 open Ptd.Reliability.Tests.Workload
 open Ptd.Reliability.Tests.LoadTests
 
-let private opsPerProcess () = setting "PTD_RELIABILITY_CHURN_OPS" 400
+let private opsPerProcess () = setting "PTD_RELIABILITY_CHURN_OPS" 250
 
 [<Tests>]
 let tests =

@@ -58,7 +58,7 @@ let tests =
             let live = Collections.Generic.List<Victim>()
             let readyTasks = Collections.Generic.Dictionary<Process, Threading.Tasks.Task<string>>()
             while kills < target do
-                while live.Count < 4 && kills + live.Count < target do
+                while live.Count < 6 && kills + live.Count < target do
                     let v = startVictim ()
                     if v.What = "worker" then readyTasks.[v.Process] <- v.Process.StandardOutput.ReadLineAsync()
                     live.Add v

@@ -18,7 +18,7 @@ let keyCount () = setting "PTD_RELIABILITY_KEYS" 64
 
 /// The same with the S3 tier (moto answers slowly: a smaller default; PTD_RELIABILITY_S3_PROCS/S3_OPS override).
 let s3Procs () = setting "PTD_RELIABILITY_S3_PROCS" 4
-let s3Ops () = setting "PTD_RELIABILITY_S3_OPS" 200
+let s3Ops () = setting "PTD_RELIABILITY_S3_OPS" 120
 
 /// Starts one load worker.
 let startWorker (dir: string) (w: int) (args: string list) (env: (string * string) list) =
