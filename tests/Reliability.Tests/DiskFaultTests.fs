@@ -1,7 +1,8 @@
 /// §2 A cache directory that cannot be written: read-only, immutable, full, or over a file size limit. `ptd moments`
 /// must print one warning line saying what is wrong and how to fix it, compute uncached, print the right numbers and
 /// exit 0. We run as root, so chmod proves nothing; each case uses a mechanism that really refuses root's writes:
-///   read-only  a tmpfs remounted read-only in a private mount namespace (unshare -m): EROFS
+///   read-only  a tmpfs remounted read-only in a private mount namespace (unshare -m): EROFS; also as HOME, with the
+///              default cache directory and statistics file under it (two writes fail, one warning)
 ///   immutable  chattr +i on the cache directory (ext4): EPERM
 ///   disk full  a 64 KB tmpfs in a private mount namespace, nearly filled first: ENOSPC
 ///   file size  `trap "" XFSZ; ulimit -f 8` in the child's shell (SIGXFSZ ignored, inherited by exec): EFBIG
@@ -60,6 +61,15 @@ let tests =
             let prelude = sprintf "mount -t tmpfs -o size=1m tmpfs '%s' && mkdir '%s/cache' && mount -o remount,ro '%s'" mnt mnt mnt
             let r = runWith 120 "unshare" [ "-m"; "bash"; "-c"; sprintf "%s && exec dotnet '%s' moments %s --theta 2 -k 3 --json" prelude ptdDll model ] [ "PTD_CACHE", "file://" + mnt + "/cache" ]
             check "disk/read-only" r "read-only")
+
+        testCase "read-only home with the default cache and statistics locations (~/.ptd)" (fun () ->
+            if not canMount.Value then skiptest "cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)"
+            let home = tempDir "rohome"
+            let prelude = sprintf "mount -t tmpfs -o size=1m tmpfs '%s' && mount -o remount,ro '%s'" home home
+            // No PTD_CACHE: the default tier ~/.ptd/cache; PTD_CACHE_STATS unset: the default ledger ~/.ptd/cache-stats.json.
+            let cmd = sprintf "%s && unset PTD_CACHE_STATS && HOME='%s' exec dotnet '%s' moments %s --theta 2 -k 3 --json" prelude home ptdDll model
+            let r = runWith 120 "unshare" [ "-m"; "bash"; "-c"; cmd ] []
+            check "disk/read-only-home" r "read-only")
 
         testCase "immutable cache directory (chattr +i)" (fun () ->
             if not canChattr.Value then skiptest "chattr +i is not supported here (needs ext4-like file system and CAP_LINUX_IMMUTABLE)"
