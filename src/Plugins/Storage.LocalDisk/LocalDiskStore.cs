@@ -149,8 +149,10 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
                 File.Move(temp, path, overwrite: false);
                 return BlobWriteOutcome.Written;
             }
-            catch (IOException) when (File.Exists(path))
+            catch (IOException e) when (IsAlreadyExists(e) || File.Exists(path))
             {
+                // Another writer got there first. Decided by the error itself, not only by looking again: a concurrent
+                // clear may remove the winner's file between the failed rename and File.Exists.
                 return BlobWriteOutcome.AlreadyExists;
             }
         }
@@ -159,6 +161,10 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
             TryDelete(temp);
         }
     }
+
+    // EEXIST on Unix (.NET puts the errno in HResult); ERROR_FILE_EXISTS / ERROR_ALREADY_EXISTS on Windows.
+    private static bool IsAlreadyExists(IOException e) =>
+        OperatingSystem.IsWindows() ? e.HResult is unchecked((int)0x80070050) or unchecked((int)0x800700B7) : e.HResult == 17;
 
     /// <inheritdoc />
     public Task<bool> ExistsAsync(BlobKey key, CancellationToken cancellationToken = default)
