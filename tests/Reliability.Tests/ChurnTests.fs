@@ -79,7 +79,7 @@ let tests =
             Threading.Tasks.Task.WaitAll(inProcess, cli, rmrf)
             let summaries = finish workers
             report test "6 processes × %d operations (4 on generation 1, 2 on generation 2) on 32 payload keys + %d models, for %.1f s" m models.Length sw.Elapsed.TotalSeconds
-            report test "meanwhile: %d in-process clears, %d in-process vacuums, %d ptd clear/vacuum runs (%d entries removed by them), %d `rm -rf` of the payload directory tree"
+            report test "meanwhile: %d in-process clears, %d in-process vacuums, %d ptd clear/vacuum runs (%d entries removed by these in all), %d `rm -rf` of the payload directory tree"
                 clears.Value vacuums.Value ptdRuns.Value removed.Value wipes.Value
             checkClean test summaries
             let _, maxTotal, keysRecorded, total, _ = recordingFigures summaries
