@@ -14,9 +14,11 @@ namespace Ptd.Storage.LocalDisk;
 /// readers in any process see either the old file, no file or the complete new one. Create-only writes use a
 /// rename that fails when the target exists (link/unlink on Unix), which is atomic across processes.
 /// Reads set the file's last-access time so that eviction can be least-recently-used even on
-/// <c>noatime</c>/<c>relatime</c> mounts.
+/// <c>noatime</c>/<c>relatime</c> mounts. A writer killed between creating its temporary file and renaming it
+/// leaves the temporary file behind (never a partial entry); <see cref="RemoveAbandonedScratchAsync"/> removes such
+/// files once they are older than a grace period.
 /// </remarks>
-public sealed class LocalDiskStore : IBlobStore
+public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
 {
     private const string FanOutMarker = "=";
     private const string TempPrefix = ".tmp-";
@@ -98,9 +100,33 @@ public sealed class LocalDiskStore : IBlobStore
     }
 
     /// <inheritdoc />
+    /// <remarks>A directory removed while the write runs (a concurrent <c>rm -rf</c> or clear of the cache) is
+    /// recreated and the write started again, a few times: it is not a failure of the store.</remarks>
     public async Task<BlobWriteOutcome> PutAsync(BlobKey key, ReadOnlyMemory<byte> content, BlobWriteMode mode, CancellationToken cancellationToken = default)
     {
         var path = PathOf(key);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await PutOnceAsync(path, content, mode, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (attempt < MaxWriteAttempts && e is DirectoryNotFoundException or FileNotFoundException)
+            {
+                // The directory (and our temporary file with it) vanished between creating and renaming: again.
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+            {
+                // .NET reports EFBIG (a file over `ulimit -f` or the file system's limit) as ArgumentOutOfRangeException.
+                throw Wrap("write", key, e);
+            }
+        }
+    }
+
+    private const int MaxWriteAttempts = 4;
+
+    private async Task<BlobWriteOutcome> PutOnceAsync(string path, ReadOnlyMemory<byte> content, BlobWriteMode mode, CancellationToken cancellationToken)
+    {
         var dir = Path.GetDirectoryName(path)!;
         var temp = Path.Combine(dir, TempPrefix + Guid.NewGuid().ToString("N"));
         try
@@ -123,20 +149,22 @@ public sealed class LocalDiskStore : IBlobStore
                 File.Move(temp, path, overwrite: false);
                 return BlobWriteOutcome.Written;
             }
-            catch (IOException) when (File.Exists(path))
+            catch (IOException e) when (IsAlreadyExists(e) || File.Exists(path))
             {
+                // Another writer got there first. Decided by the error itself, not only by looking again: a concurrent
+                // clear may remove the winner's file between the failed rename and File.Exists.
                 return BlobWriteOutcome.AlreadyExists;
             }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw Wrap("write", key, e);
         }
         finally
         {
             TryDelete(temp);
         }
     }
+
+    // EEXIST on Unix (.NET puts the errno in HResult); ERROR_FILE_EXISTS / ERROR_ALREADY_EXISTS on Windows.
+    private static bool IsAlreadyExists(IOException e) =>
+        OperatingSystem.IsWindows() ? e.HResult is unchecked((int)0x80070050) or unchecked((int)0x800700B7) : e.HResult == 17;
 
     /// <inheritdoc />
     public Task<bool> ExistsAsync(BlobKey key, CancellationToken cancellationToken = default)
@@ -185,6 +213,10 @@ public sealed class LocalDiskStore : IBlobStore
                 }
             }
         }
+        catch (DirectoryNotFoundException) when (!Directory.Exists(start))
+        {
+            // Removed while being walked (a concurrent clear or rm -rf): what was listed so far is what exists.
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new BlobStoreException(BlobStoreErrorKind.Unavailable, $"{DisplayName}: listing '{prefix}' failed: {e.Message}", e);
@@ -215,6 +247,38 @@ public sealed class LocalDiskStore : IBlobStore
         {
             TryDelete(probe);
         }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Scratch files are the <c>.tmp-*</c> files of writes (and health probes) anywhere below the root; their
+    /// age is their last write time, which a live writer keeps moving while it writes.</remarks>
+    public Task<HousekeepingResult> RemoveAbandonedScratchAsync(DateTimeOffset olderThan, bool dryRun, CancellationToken cancellationToken = default)
+    {
+        long removed = 0, bytes = 0, kept = 0;
+        try
+        {
+            if (!Directory.Exists(Root)) return Task.FromResult(new HousekeepingResult(0, 0, 0));
+            var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
+            foreach (var file in Directory.EnumerateFiles(Root, TempPrefix + "*", options))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var info = new FileInfo(file);
+                if (!info.Exists) continue; // renamed into place or removed meanwhile
+                if (info.LastWriteTimeUtc >= olderThan.UtcDateTime)
+                {
+                    kept++;
+                    continue;
+                }
+                if (!dryRun && !TryDelete(file)) continue;
+                removed++;
+                bytes += info.Length;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BlobStoreException(BlobStoreErrorKind.Unavailable, $"{DisplayName}: looking for abandoned temporary files failed: {Explain(e)}", e);
+        }
+        return Task.FromResult(new HousekeepingResult(removed, bytes, kept));
     }
 
     /// <inheritdoc />
@@ -250,19 +314,34 @@ public sealed class LocalDiskStore : IBlobStore
         }
     }
 
-    private static void TryDelete(string path)
+    private static bool TryDelete(string path)
     {
         try
         {
-            if (File.Exists(path)) File.Delete(path);
+            if (!File.Exists(path)) return false;
+            File.Delete(path);
+            return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // A leftover temp file is invisible to readers (it starts with '.'); nothing else to do.
+            // A leftover temp file is invisible to readers (it starts with '.'); vacuum removes it later.
+            return false;
         }
     }
 
     private BlobStoreException Wrap(string operation, BlobKey key, Exception e) =>
         new(e is UnauthorizedAccessException ? BlobStoreErrorKind.Unauthorized : BlobStoreErrorKind.Unavailable,
-            $"{DisplayName}: {operation} of '{key}' failed: {e.Message}", e);
+            $"{DisplayName}: {operation} of '{key}' failed: {Explain(e)}", e);
+
+    // The usual ways a cache directory stops accepting writes, said plainly with the fix. On Unix .NET puts the errno
+    // in IOException.HResult; EPERM/EACCES (chattr +i, permissions) arrive as UnauthorizedAccessException.
+    private static string Explain(Exception e) => e switch
+    {
+        IOException { HResult: 28 or 122 } => $"the disk is full ({e.Message}); free space there or move the cache to another directory (PTD_CACHE_DIR or PTD_CACHE)",
+        IOException { HResult: 30 } => $"the file system is read-only ({e.Message}); remount it read-write or move the cache to a writable directory (PTD_CACHE_DIR or PTD_CACHE)",
+        IOException { HResult: 27 } or ArgumentOutOfRangeException =>
+            $"the file is larger than allowed ({e.Message}: a file size limit such as `ulimit -f`, or the file system's); raise the limit or turn the cache off (PTD_CACHE=off)",
+        UnauthorizedAccessException => $"permission denied ({e.Message}); make the directory writable (owner, mode, no immutable attribute) or move the cache to a writable directory (PTD_CACHE_DIR or PTD_CACHE)",
+        _ => e.Message,
+    };
 }

@@ -110,7 +110,8 @@ public sealed partial class CacheManager
     /// Removes, from every read-write tier (or one): with <see cref="VacuumOptions.Stale"/> every entry of another format
     /// revision or generation; then entries not used within <see cref="VacuumOptions.MaxAge"/>; then least recently used
     /// entries until the tier's entries take at most <see cref="VacuumOptions.MaxSizeBytes"/>. Each entry is one object,
-    /// removed whole.
+    /// removed whole. Last, scratch files of writers that died (older than <see cref="VacuumOptions.ScratchGracePeriod"/>)
+    /// are removed from tiers whose store implements <see cref="IBlobStoreHousekeeping"/>.
     /// </summary>
     /// <param name="options">What to remove.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
@@ -159,7 +160,8 @@ public sealed partial class CacheManager
                 }
                 scope.RemoveRange(0, i);
             }
-            reports.Add(await RemoveAsync(t, remove, scope, options.DryRun, cancellationToken).ConfigureAwait(false));
+            var removal = await RemoveAsync(t, remove, scope, options.DryRun, cancellationToken).ConfigureAwait(false);
+            reports.Add(await WithScratchRemovedAsync(t, removal, options, cancellationToken).ConfigureAwait(false));
         }
         return new RemovalReport(reports, options.DryRun);
     }

@@ -94,8 +94,10 @@ public sealed record VerifyReport(long Checked, long Valid, long Bad, long Remov
 /// <param name="BytesKept">Their size.</param>
 /// <param name="RemovedByReason">Counts by reason (<c>stale</c>, <c>age</c>, <c>size</c>, <c>clear</c>).</param>
 /// <param name="Problems">What could not be done.</param>
+/// <param name="ScratchRemoved">Abandoned temporary files removed (vacuum only; see <see cref="VacuumOptions.ScratchGracePeriod"/>).</param>
+/// <param name="ScratchBytesRemoved">Their size.</param>
 public sealed record TierRemoval(string Tier, long EntriesRemoved, long BytesRemoved, long EntriesKept, long BytesKept,
-    IReadOnlyDictionary<string, long> RemovedByReason, IReadOnlyList<string> Problems);
+    IReadOnlyDictionary<string, long> RemovedByReason, IReadOnlyList<string> Problems, long ScratchRemoved = 0, long ScratchBytesRemoved = 0);
 
 /// <summary>The outcome of clear or vacuum over several tiers.</summary>
 /// <param name="Tiers">Per tier.</param>
@@ -132,6 +134,12 @@ public sealed class VacuumOptions
 
     /// <summary>Report what would be removed without removing it.</summary>
     public bool DryRun { get; set; }
+
+    /// <summary>
+    /// Temporary files of writes older than this are abandoned (their writer died) and removed; younger ones may
+    /// belong to a running writer and are kept (default 1 hour: far longer than any single write).
+    /// </summary>
+    public TimeSpan ScratchGracePeriod { get; set; } = TimeSpan.FromHours(1);
 }
 
 /// <summary>One entry of an export archive's manifest.</summary>

@@ -122,7 +122,7 @@ public sealed class CacheStatisticsLedger
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or TimeoutException)
         {
-            log?.Invoke($"cache statistics file {Path} was not updated ({e.GetType().Name}: {e.Message})");
+            log?.Invoke($"cache statistics file {Path} was not updated ({e.GetType().Name}: {e.Message}); point {Variable} at a writable file, or set {Variable}=off");
             return false;
         }
     }

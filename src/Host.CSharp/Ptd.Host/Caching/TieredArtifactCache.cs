@@ -17,6 +17,7 @@ internal sealed partial class TieredArtifactCache : IArtifactCache, IDisposable
     private readonly object _gate = new();
     private readonly HashSet<Task> _background = new();
     private int _disposed;
+    private int _tierFailureLogged;
 
     public TieredArtifactCache(CacheTier[] tiers, ArtifactCacheOptions options, IEnumerable<string> warnings, StorageProviderRegistry? ownedRegistry)
     {
@@ -168,7 +169,9 @@ internal sealed partial class TieredArtifactCache : IArtifactCache, IDisposable
         {
             try
             {
-                ledger.Add(_metrics.Snapshot(), Log);
+                // After a tier failure was reported, a ledger that cannot be written either (typically the same
+                // read-only or full home directory) would only repeat it: one warning per problem.
+                ledger.Add(_metrics.Snapshot(), Volatile.Read(ref _tierFailureLogged) != 0 ? null : Log);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -438,6 +441,7 @@ internal sealed partial class TieredArtifactCache : IArtifactCache, IDisposable
     {
         var first = tier.StartCoolDown(_time.GetUtcNow());
         if (!first) return;
+        Volatile.Write(ref _tierFailureLogged, 1);
         var what = error is null ? $"no answer within {tier.Timeout.TotalMilliseconds:F0} ms" : Describe(error);
         var skip = tier.CoolDown > TimeSpan.Zero ? $"; skipping it for {tier.CoolDown.TotalSeconds:F0} s" : "";
         Log($"cache tier {tier.Name} ({tier.DisplayName}): {operation} failed: {what}{skip}");

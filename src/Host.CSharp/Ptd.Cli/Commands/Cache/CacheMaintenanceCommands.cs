@@ -80,6 +80,8 @@ internal sealed class ClearSubcommand : CacheSubcommand
         {
             var reasons = t.RemovedByReason.Count == 0 ? "" : " (" + string.Join(", ", t.RemovedByReason.Select(p => $"{p.Key}: {p.Value}")) + ")";
             c.Out.WriteLine($"tier {t.Tier}: {verb} {t.EntriesRemoved} entries, {Fmt.Bytes(t.BytesRemoved)}{reasons}; kept {t.EntriesKept} entries, {Fmt.Bytes(t.BytesKept)}");
+            if (t.ScratchRemoved > 0)
+                c.Out.WriteLine($"tier {t.Tier}: {verb} {t.ScratchRemoved} abandoned temporary file(s), {Fmt.Bytes(t.ScratchBytesRemoved)}");
         }
         c.Out.WriteLine($"total: {verb} {r.EntriesRemoved} entries, freed {Fmt.Bytes(r.BytesRemoved)}{(r.DryRun ? " (dry run: nothing was deleted)" : "")}");
     }
