@@ -20,6 +20,7 @@ public sealed class LocalDiskStore : IBlobStore
 {
     private const string FanOutMarker = "=";
     private const string TempPrefix = ".tmp-";
+    private const string TrashPrefix = ".trash-";
     private readonly bool _fsync;
     private readonly TimeProvider _time;
     private readonly string _rootWithSeparator;
@@ -55,6 +56,7 @@ public sealed class LocalDiskStore : IBlobStore
         ServerSideHashes = false,
         ReadOnly = false,
         TracksAccessTime = true,
+        PrefixDelete = true,
     };
 
     /// <summary>The file that holds <paramref name="key"/> (whether or not it exists).</summary>
@@ -163,6 +165,41 @@ public sealed class LocalDiskStore : IBlobStore
         }
     }
 
+    /// <summary>
+    /// Deletes a whole directory of entries: renames it to a hidden trash directory at the root (one atomic
+    /// <c>rename</c>), then deletes the trash. Readers see a miss from the moment of the rename, never a partial entry
+    /// (a reader that already opened a file still reads all of it). Trash left by a process that died half-way is
+    /// removed by the next call.
+    /// </summary>
+    /// <inheritdoc />
+    public Task<long> DeletePrefixAsync(string prefix, CancellationToken cancellationToken = default)
+    {
+        BlobPrefixDeletion.EnsureValidPrefix(prefix);
+        cancellationToken.ThrowIfCancellationRequested();
+        var dir = Path.Combine(Root, prefix[..^1].Replace('/', Path.DirectorySeparatorChar));
+        // The creation time is in the name: renaming does not reliably change a directory's own timestamps.
+        var trash = Path.Combine(Root, $"{TrashPrefix}{_time.GetUtcNow().ToUnixTimeSeconds()}-{Guid.NewGuid():N}");
+        try
+        {
+            RemoveOldTrash();
+            if (!Directory.Exists(dir)) return Task.FromResult(0L);
+            Directory.Move(dir, trash);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return Task.FromResult(0L); // deleted concurrently
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BlobStoreException(e is UnauthorizedAccessException ? BlobStoreErrorKind.Unauthorized : BlobStoreErrorKind.Unavailable,
+                $"{DisplayName}: delete of '{prefix}' failed: {e.Message}", e);
+        }
+        // The entries are gone for every reader now; what remains is freeing the space.
+        var count = CountEntries(trash);
+        TryDeleteDirectory(trash);
+        return Task.FromResult(count);
+    }
+
     /// <inheritdoc />
     public Task<IReadOnlyList<BlobInfo>> ListAsync(string prefix, CancellationToken cancellationToken = default)
     {
@@ -247,6 +284,50 @@ public sealed class LocalDiskStore : IBlobStore
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // The entry may have been evicted right after the read; the read itself succeeded.
+        }
+    }
+
+    // Entries in a renamed directory: files (not temp files) inside fan-out directories. No stat calls: names only.
+    private static long CountEntries(string dir)
+    {
+        try
+        {
+            var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
+            return new System.IO.Enumeration.FileSystemEnumerable<bool>(dir, (ref System.IO.Enumeration.FileSystemEntry e) => true, options)
+            {
+                ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) =>
+                    !e.IsDirectory && e.FileName.Length > 0 && e.FileName[0] != '.' &&
+                    Path.GetFileName(e.Directory).StartsWith(FanOutMarker, StringComparison.Ordinal),
+            }.LongCount();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0;
+        }
+    }
+
+    private void RemoveOldTrash()
+    {
+        if (!Directory.Exists(Root)) return;
+        foreach (var old in Directory.EnumerateDirectories(Root, TrashPrefix + "*"))
+        {
+            // Another process may be deleting this trash right now; only leftovers older than a minute are taken.
+            var stamp = Path.GetFileName(old)[TrashPrefix.Length..].Split('-')[0];
+            if (long.TryParse(stamp, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds) &&
+                _time.GetUtcNow().ToUnixTimeSeconds() - seconds > 60)
+                TryDeleteDirectory(old);
+        }
+    }
+
+    private static void TryDeleteDirectory(string dir)
+    {
+        try
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Trash is invisible (its name starts with '.'); a later prefix delete removes what is left.
         }
     }
 

@@ -71,7 +71,7 @@ public sealed class StorageProviderRegistry : IDisposable
         if (options.UsePluginPathVariable && options.GetEnvironmentVariable(PluginDiscoveryOptions.PluginPathVariable) is { Length: > 0 } path)
             roots.AddRange(path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(d => (d, true)));
         if (options.UseDefaultDirectory) roots.Add((PluginDiscoveryOptions.DefaultDirectory, false));
-        foreach (var (dir, isExplicit) in roots) registry.LoadRoot(dir, isExplicit);
+        foreach (var (dir, isExplicit) in roots) registry.LoadRoot(dir, isExplicit, options.LoadOnDemand);
         return registry;
     }
 
@@ -191,6 +191,11 @@ public sealed class StorageProviderRegistry : IDisposable
         {
             return entry.Provider.Value;
         }
+        catch (Exception e) when (e is ReflectionTypeLoadException or BadImageFormatException or FileLoadException or FileNotFoundException)
+        {
+            // A plugin loaded on demand fails here rather than at discovery.
+            throw new PtdException($"the storage plugin for scheme '{scheme}' ({entry.Source}) could not be loaded: {DescribeLoadFailure(e)}", e);
+        }
         catch (Exception e)
         {
             var inner = e is CompositionFailedException or TargetInvocationException && e.InnerException is not null ? e.InnerException : e;
@@ -198,7 +203,7 @@ public sealed class StorageProviderRegistry : IDisposable
         }
     }
 
-    private void LoadRoot(string dir, bool isExplicit)
+    private void LoadRoot(string dir, bool isExplicit, bool onDemand)
     {
         string full;
         try
@@ -219,12 +224,12 @@ public sealed class StorageProviderRegistry : IDisposable
         }
         if (MainAssemblies(full).Length > 0)
         {
-            LoadPluginDirectory(full);
+            LoadPluginDirectory(full, onDemand);
             return;
         }
         foreach (var sub in Directory.GetDirectories(full).Order(StringComparer.Ordinal))
         {
-            if (MainAssemblies(sub).Length > 0) LoadPluginDirectory(sub);
+            if (MainAssemblies(sub).Length > 0) LoadPluginDirectory(sub, onDemand);
             else AddError(sub, "no plugin assembly found (expected a .dll with its .deps.json, as `dotnet build` of a plugin project produces)");
         }
     }
@@ -237,7 +242,7 @@ public sealed class StorageProviderRegistry : IDisposable
             .Order(StringComparer.Ordinal)
             .ToArray();
 
-    private void LoadPluginDirectory(string dir)
+    private void LoadPluginDirectory(string dir, bool onDemand)
     {
         foreach (var main in MainAssemblies(dir))
         {
@@ -246,13 +251,32 @@ public sealed class StorageProviderRegistry : IDisposable
                 AddError(main, depsError);
                 continue;
             }
+            if (onDemand)
+            {
+                // The schemes come from the assembly's metadata; the plugin is loaded and composed only when one of
+                // them is opened. Without a [BlobStoreProvider] in the metadata, compose now (to find exports declared
+                // another way, or to say why there are none).
+                IReadOnlyList<string> declared;
+                try
+                {
+                    declared = PluginManifest.Schemes(main);
+                }
+                catch (Exception e) when (e is BadImageFormatException or IOException or UnauthorizedAccessException or InvalidOperationException)
+                {
+                    AddError(main, e is BadImageFormatException ? $"not a valid .NET assembly ({e.Message})" : $"could not be read: {e.Message}");
+                    continue;
+                }
+                if (declared.Count > 0)
+                {
+                    var composed = new Lazy<Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>[]>(() => Compose(main), LazyThreadSafetyMode.ExecutionAndPublication);
+                    foreach (var scheme in declared.Distinct(StringComparer.Ordinal))
+                        Add(scheme, main, new Lazy<IBlobStoreProvider>(() => ExportFor(composed.Value, scheme, main).Value, LazyThreadSafetyMode.ExecutionAndPublication));
+                    continue;
+                }
+            }
             try
             {
-                var context = new PluginLoadContext(main);
-                var assembly = context.LoadFromAssemblyPath(main);
-                var container = new ContainerConfiguration().WithAssembly(assembly).CreateContainer();
-                var exports = container.GetExports<Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>>().ToArray();
-                lock (_gate) _containers.Add(container);
+                var exports = Compose(main);
                 if (exports.Length == 0)
                 {
                     AddError(main, $"the assembly exports no {nameof(IBlobStoreProvider)} (mark the provider class with [BlobStoreProvider(\"scheme\")] and reference Ptd.Storage.Abstractions with Private=false)");
@@ -260,22 +284,36 @@ public sealed class StorageProviderRegistry : IDisposable
                 }
                 foreach (var export in exports) Add(export.Metadata.Scheme, main, export);
             }
-            catch (ReflectionTypeLoadException e)
-            {
-                var first = e.LoaderExceptions.FirstOrDefault(x => x is not null);
-                AddError(main, $"types could not be loaded: {first?.Message ?? e.Message} (is a dependency missing from the plugin folder?)");
-            }
-            catch (BadImageFormatException e)
-            {
-                AddError(main, $"not a valid .NET assembly ({e.Message})");
-            }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // Whatever a plugin does wrong, the host and the other plugins carry on.
-                AddError(main, $"could not be loaded: {e.GetType().Name}: {e.Message}");
+                AddError(main, DescribeLoadFailure(e));
             }
         }
     }
+
+    // Loads a plugin assembly into its own context and composes its exports (the expensive part of discovery).
+    private Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>[] Compose(string main)
+    {
+        var context = new PluginLoadContext(main);
+        var assembly = context.LoadFromAssemblyPath(main);
+        var container = new ContainerConfiguration().WithAssembly(assembly).CreateContainer();
+        lock (_gate) _containers.Add(container);
+        return container.GetExports<Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>>().ToArray();
+    }
+
+    private static Lazy<IBlobStoreProvider> ExportFor(Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>[] exports, string scheme, string main) =>
+        exports.FirstOrDefault(x => x.Metadata.Scheme == scheme)
+        ?? throw new InvalidOperationException($"{main} declares scheme '{scheme}' in [BlobStoreProvider] but composition exports no provider for it " +
+                                               $"(exported: {(exports.Length == 0 ? "none" : string.Join(", ", exports.Select(x => x.Metadata.Scheme)))})");
+
+    private static string DescribeLoadFailure(Exception e) => e switch
+    {
+        ReflectionTypeLoadException r =>
+            $"types could not be loaded: {r.LoaderExceptions.FirstOrDefault(x => x is not null)?.Message ?? r.Message} (is a dependency missing from the plugin folder?)",
+        BadImageFormatException => $"not a valid .NET assembly ({e.Message})",
+        _ => $"could not be loaded: {e.GetType().Name}: {e.Message}",
+    };
 
     private void Add(string scheme, string source, Lazy<IBlobStoreProvider> provider)
     {
