@@ -14,18 +14,19 @@ internal static class PluginManifest
     private const string AttributeName = "BlobStoreProviderAttribute";
 
     /// <summary>
-    /// The schemes named by <c>BlobStoreProviderAttribute</c> on the assembly's types, in type order; empty when
-    /// there is none (the caller then composes the assembly to find out, or to report why not).
+    /// The schemes named by <c>BlobStoreProviderAttribute</c> on the assembly's types, with the full name of each type
+    /// (nested types as <c>Outer+Inner</c>), in type order; empty when there is none (the caller then composes the
+    /// assembly to find out, or to report why not).
     /// </summary>
     /// <exception cref="BadImageFormatException">The file is not a .NET assembly.</exception>
     /// <exception cref="IOException">The file cannot be read.</exception>
-    public static IReadOnlyList<string> Schemes(string assemblyPath)
+    public static IReadOnlyList<(string Scheme, string TypeName)> Schemes(string assemblyPath)
     {
         using var stream = File.OpenRead(assemblyPath);
         using var pe = new PEReader(stream);
         if (!pe.HasMetadata) throw new BadImageFormatException("the file has no .NET metadata", assemblyPath);
         var md = pe.GetMetadataReader();
-        var schemes = new List<string>();
+        var schemes = new List<(string, string)>();
         foreach (var typeHandle in md.TypeDefinitions)
         {
             foreach (var attributeHandle in md.GetTypeDefinition(typeHandle).GetCustomAttributes())
@@ -35,10 +36,20 @@ internal static class PluginManifest
                 var blob = md.GetBlobReader(attribute.Value);
                 // Custom attribute blob: prolog 0x0001, then the constructor's one string argument.
                 if (blob.Length < 2 || blob.ReadUInt16() != 1) continue;
-                if (blob.ReadSerializedString() is { Length: > 0 } scheme) schemes.Add(scheme);
+                if (blob.ReadSerializedString() is { Length: > 0 } scheme) schemes.Add((scheme, FullName(md, typeHandle)));
             }
         }
         return schemes;
+    }
+
+    private static string FullName(MetadataReader md, TypeDefinitionHandle handle)
+    {
+        var t = md.GetTypeDefinition(handle);
+        var name = md.GetString(t.Name);
+        var declaring = t.GetDeclaringType();
+        if (!declaring.IsNil) return FullName(md, declaring) + "+" + name;
+        var ns = md.GetString(t.Namespace);
+        return ns.Length == 0 ? name : ns + "." + name;
     }
 
     private static bool IsProviderAttribute(MetadataReader md, CustomAttribute attribute)

@@ -253,10 +253,11 @@ public sealed class StorageProviderRegistry : IDisposable
             }
             if (onDemand)
             {
-                // The schemes come from the assembly's metadata; the plugin is loaded and composed only when one of
-                // them is opened. Without a [BlobStoreProvider] in the metadata, compose now (to find exports declared
-                // another way, or to say why there are none).
-                IReadOnlyList<string> declared;
+                // The schemes come from the assembly's metadata; the plugin is loaded only when one of them is opened,
+                // and composed by MEF only if its provider needs composition (see CreateDirectly). Without a
+                // [BlobStoreProvider] in the metadata, compose now (to find exports declared another way, or to say
+                // why there are none).
+                IReadOnlyList<(string Scheme, string TypeName)> declared;
                 try
                 {
                     declared = PluginManifest.Schemes(main);
@@ -268,15 +269,19 @@ public sealed class StorageProviderRegistry : IDisposable
                 }
                 if (declared.Count > 0)
                 {
-                    var composed = new Lazy<Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>[]>(() => Compose(main), LazyThreadSafetyMode.ExecutionAndPublication);
-                    foreach (var scheme in declared.Distinct(StringComparer.Ordinal))
-                        Add(scheme, main, new Lazy<IBlobStoreProvider>(() => ExportFor(composed.Value, scheme, main).Value, LazyThreadSafetyMode.ExecutionAndPublication));
+                    var path = main;
+                    var assembly = new Lazy<Assembly>(() => new PluginLoadContext(path).LoadFromAssemblyPath(path), LazyThreadSafetyMode.ExecutionAndPublication);
+                    var composed = new Lazy<Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>[]>(() => Compose(assembly.Value), LazyThreadSafetyMode.ExecutionAndPublication);
+                    foreach (var (scheme, typeName) in declared.DistinctBy(d => d.Scheme))
+                        Add(scheme, main, new Lazy<IBlobStoreProvider>(
+                            () => CreateDirectly(assembly.Value, typeName) ?? ExportFor(composed.Value, scheme, path).Value,
+                            LazyThreadSafetyMode.ExecutionAndPublication));
                     continue;
                 }
             }
             try
             {
-                var exports = Compose(main);
+                var exports = Compose(new PluginLoadContext(main).LoadFromAssemblyPath(main));
                 if (exports.Length == 0)
                 {
                     AddError(main, $"the assembly exports no {nameof(IBlobStoreProvider)} (mark the provider class with [BlobStoreProvider(\"scheme\")] and reference Ptd.Storage.Abstractions with Private=false)");
@@ -292,14 +297,42 @@ public sealed class StorageProviderRegistry : IDisposable
         }
     }
 
-    // Loads a plugin assembly into its own context and composes its exports (the expensive part of discovery).
-    private Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>[] Compose(string main)
+    // Composes the exports of a plugin assembly loaded in its own context (MEF: the costly part of opening a plugin).
+    private Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>[] Compose(Assembly assembly)
     {
-        var context = new PluginLoadContext(main);
-        var assembly = context.LoadFromAssemblyPath(main);
         var container = new ContainerConfiguration().WithAssembly(assembly).CreateContainer();
         lock (_gate) _containers.Add(container);
         return container.GetExports<Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>>().ToArray();
+    }
+
+    /// <summary>
+    /// Creates a provider without MEF when composition could add nothing: a public parameterless constructor and no
+    /// imports (no <c>[ImportingConstructor]</c>, <c>[Import]</c>, <c>[ImportMany]</c> or <c>[OnImportsSatisfied]</c> on
+    /// the type or its bases). Building a MEF container costs a cold process about a fifth of a second (it reflects over
+    /// the plugin and JIT-compiles System.Composition), more than the rest of opening a local cache; providers with
+    /// imports still go through MEF. Returns null when MEF is needed.
+    /// </summary>
+    private static IBlobStoreProvider? CreateDirectly(Assembly assembly, string typeName)
+    {
+        var type = assembly.GetType(typeName, throwOnError: false);
+        if (type is null || type.IsAbstract || !typeof(IBlobStoreProvider).IsAssignableFrom(type)) return null;
+        var ctor = type.GetConstructor(Type.EmptyTypes);
+        if (ctor is null || NeedsComposition(type)) return null;
+        return (IBlobStoreProvider)ctor.Invoke(null);
+    }
+
+    private static bool NeedsComposition(Type type)
+    {
+        static bool IsImport(MemberInfo m) => m.GetCustomAttributesData().Any(a =>
+            a.AttributeType.Namespace == "System.Composition" &&
+            a.AttributeType.Name is "ImportAttribute" or "ImportManyAttribute" or "ImportingConstructorAttribute" or "OnImportsSatisfiedAttribute");
+        const BindingFlags all = BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly;
+        for (var t = type; t is not null && t != typeof(object); t = t.BaseType)
+        {
+            if (t.GetConstructors(all).Any(IsImport) || t.GetProperties(all).Any(IsImport) || t.GetFields(all).Any(IsImport) || t.GetMethods(all).Any(IsImport))
+                return true;
+        }
+        return false;
     }
 
     private static Lazy<IBlobStoreProvider> ExportFor(Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>[] exports, string scheme, string main) =>

@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using Ptd.Host.Caching;
+using Ptd.Storage;
+using Ptd.Storage.LocalDisk;
+
+namespace Ptd.Bench;
+
+/// <summary>
+/// `-- vacuum [entries] [repeats]`: <c>CacheManager.VacuumAsync(Stale)</c> of an old generation on the local disk,
+/// with the native prefix delete (one directory rename + delete) against the portable path (list, then delete entry
+/// by entry: what a store without the capability gets). Fresh directories each run; the two ways alternate so that
+/// load changes hit both alike; medians are printed with the ratio.
+/// </summary>
+public static class VacuumHarness
+{
+    public static int Run(string[] args)
+    {
+        var entries = args.Length > 0 ? int.Parse(args[0]) : 10_000;
+        var repeats = args.Length > 1 ? int.Parse(args[1]) : 5;
+        var kind = CacheLayers.Traces.CurrentKind!;
+        var times = new Dictionary<string, List<double>> { ["list+delete"] = [], ["prefix delete"] = [], ["listing alone"] = [] };
+        Console.WriteLine($"vacuum --stale of {entries:N0} local entries in an old generation (+100 current ones), {repeats} repeats; load {Load()}");
+        for (var r = 0; r < repeats; r++)
+        {
+            foreach (var native in r % 2 == 0 ? new[] { false, true } : new[] { true, false })
+            {
+                var root = Path.Combine(Path.GetTempPath(), "ptd-vacuum-bench", Guid.NewGuid().ToString("N"));
+                var disk = new LocalDiskStore(root, "file://" + root, fsync: false);
+                Seed(disk, kind, 1, entries);
+                Seed(disk, kind, 2, 100);
+                var listing = Stopwatch.StartNew();
+                var listed = disk.ListAsync("").GetAwaiter().GetResult().Count;
+                if (!native) times["listing alone"].Add(listing.Elapsed.TotalMilliseconds);
+                if (listed != entries + 100) throw new InvalidOperationException($"seeded {listed} entries");
+                var store = native ? (IBlobStore)disk : new WithoutPrefixDelete(disk);
+                var options = new ArtifactCacheOptions { AutoEvict = false, Generation = 2 };
+                options.Tiers.Add(new CacheTierOptions { Store = store, Name = "disk" });
+                using var manager = CacheManager.Create(options);
+                var watch = Stopwatch.StartNew();
+                var report = manager.VacuumAsync(new VacuumOptions { Stale = true }).GetAwaiter().GetResult();
+                var ms = watch.Elapsed.TotalMilliseconds;
+                if (report.EntriesRemoved != entries || report.Tiers[0].EntriesKept != 100)
+                    throw new InvalidOperationException($"removed {report.EntriesRemoved}, kept {report.Tiers[0].EntriesKept}");
+                times[native ? "prefix delete" : "list+delete"].Add(ms);
+                Directory.Delete(root, true);
+            }
+        }
+        foreach (var (name, list) in times)
+            Console.WriteLine($"{name,-14} median {Median(list),8:F1} ms   (min {list.Min():F1}, max {list.Max():F1})");
+        Console.WriteLine($"ratio list+delete / prefix delete: {Median(times["list+delete"]) / Median(times["prefix delete"]):F1}x; load {Load()}");
+        return 0;
+    }
+
+    private static void Seed(IBlobStore store, ArtifactKind kind, int generation, int count)
+    {
+        var payload = new byte[1024];
+        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        {
+            var key = CacheKeyLayout.StorageKey(kind, generation, $"{generation:x2}{i:x14}");
+            store.PutAsync(key, payload, BlobWriteMode.Overwrite).GetAwaiter().GetResult();
+        });
+    }
+
+    private static double Median(List<double> xs)
+    {
+        var s = xs.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+
+    private static string Load()
+    {
+        try
+        {
+            return File.ReadAllText("/proc/loadavg").Split(' ')[0];
+        }
+        catch (IOException)
+        {
+            return "?";
+        }
+    }
+
+    /// <summary>A store without the capability: the interface's default prefix delete, and the cache deletes entry by entry.</summary>
+    private sealed class WithoutPrefixDelete(IBlobStore inner) : IBlobStore
+    {
+        public string DisplayName => inner.DisplayName;
+        public BlobStoreCapabilities Capabilities { get; } = new()
+        {
+            ConditionalPut = inner.Capabilities.ConditionalPut, Listing = true, TracksAccessTime = inner.Capabilities.TracksAccessTime, PrefixDelete = false,
+        };
+        public Task<BlobReadResult> GetAsync(BlobKey key, CancellationToken ct = default) => inner.GetAsync(key, ct);
+        public Task<BlobWriteOutcome> PutAsync(BlobKey key, ReadOnlyMemory<byte> content, BlobWriteMode mode, CancellationToken ct = default) => inner.PutAsync(key, content, mode, ct);
+        public Task<bool> ExistsAsync(BlobKey key, CancellationToken ct = default) => inner.ExistsAsync(key, ct);
+        public Task<bool> DeleteAsync(BlobKey key, CancellationToken ct = default) => inner.DeleteAsync(key, ct);
+        public Task<IReadOnlyList<BlobInfo>> ListAsync(string prefix, CancellationToken ct = default) => inner.ListAsync(prefix, ct);
+        public Task<BlobStoreHealth> CheckHealthAsync(CancellationToken ct = default) => inner.CheckHealthAsync(ct);
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+}
