@@ -194,9 +194,9 @@ public sealed class LocalDiskStore : IBlobStore
             throw new BlobStoreException(e is UnauthorizedAccessException ? BlobStoreErrorKind.Unauthorized : BlobStoreErrorKind.Unavailable,
                 $"{DisplayName}: delete of '{prefix}' failed: {e.Message}", e);
         }
-        // The entries are gone for every reader now; what remains is freeing the space.
-        var count = CountEntries(trash);
-        TryDeleteDirectory(trash);
+        // The entries are gone for every reader now; what remains is freeing the space, counting entries as they go.
+        long count = 0;
+        DeleteTree(trash, ref count);
         return Task.FromResult(count);
     }
 
@@ -287,22 +287,32 @@ public sealed class LocalDiskStore : IBlobStore
         }
     }
 
-    // Entries in a renamed directory: files (not temp files) inside fan-out directories. No stat calls: names only.
-    private static long CountEntries(string dir)
+    // Deletes a renamed directory in one pass: each file is unlinked as the enumeration meets it (no stat calls), and
+    // counted when it is an entry (a file not starting with '.' inside a fan-out directory). Best effort: whatever
+    // cannot be deleted stays in the trash, invisible, for a later call.
+    private static void DeleteTree(string dir, ref long count)
     {
         try
         {
-            var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
-            return new System.IO.Enumeration.FileSystemEnumerable<bool>(dir, (ref System.IO.Enumeration.FileSystemEntry e) => true, options)
+            var isFanOut = Path.GetFileName(dir).StartsWith(FanOutMarker, StringComparison.Ordinal);
+            foreach (var file in Directory.EnumerateFiles(dir))
             {
-                ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) =>
-                    !e.IsDirectory && e.FileName.Length > 0 && e.FileName[0] != '.' &&
-                    Path.GetFileName(e.Directory).StartsWith(FanOutMarker, StringComparison.Ordinal),
-            }.LongCount();
+                try
+                {
+                    File.Delete(file);
+                    if (isFanOut && !Path.GetFileName(file.AsSpan()).StartsWith(".")) count++;
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // Left in the trash.
+                }
+            }
+            foreach (var sub in Directory.EnumerateDirectories(dir)) DeleteTree(sub, ref count);
+            Directory.Delete(dir);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return 0;
+            // Left in the trash.
         }
     }
 
