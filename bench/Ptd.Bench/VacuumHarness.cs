@@ -15,19 +15,22 @@ public static class VacuumHarness
 {
     public static int Run(string[] args)
     {
-        var entries = args.Length > 0 ? int.Parse(args[0]) : 10_000;
+        // `-- vacuum moto [entries] [repeats]`: the same against moto's S3 server at $PTD_TEST_MOTO_ENDPOINT.
+        var moto = args.Length > 0 && args[0] == "moto";
+        if (moto) args = args[1..];
+        var entries = args.Length > 0 ? int.Parse(args[0]) : moto ? 1_000 : 10_000;
         var repeats = args.Length > 1 ? int.Parse(args[1]) : 5;
         var kind = CacheLayers.Traces.CurrentKind!;
         var times = new Dictionary<string, List<double>> { ["list+delete"] = [], ["prefix delete"] = [], ["listing alone"] = [] };
         // CPU time (user + system) of this process: on a machine shared with other work it varies far less than wall time.
         var cpu = new Dictionary<string, List<double>> { ["list+delete"] = [], ["prefix delete"] = [] };
-        Console.WriteLine($"vacuum --stale of {entries:N0} local entries in an old generation (+100 current ones), {repeats} repeats; load {Load()}");
+        Console.WriteLine($"vacuum --stale of {entries:N0} {(moto ? "moto (S3)" : "local")} entries in an old generation (+100 current ones), {repeats} repeats; load {Load()}");
         for (var r = 0; r < repeats; r++)
         {
             foreach (var native in r % 2 == 0 ? new[] { false, true } : new[] { true, false })
             {
                 var root = Path.Combine(Path.GetTempPath(), "ptd-vacuum-bench", Guid.NewGuid().ToString("N"));
-                var disk = new LocalDiskStore(root, "file://" + root, fsync: false);
+                var disk = moto ? OpenMoto() : new LocalDiskStore(root, "file://" + root, fsync: false);
                 Seed(disk, kind, 1, entries);
                 Seed(disk, kind, 2, 100);
                 var listing = Stopwatch.StartNew();
@@ -46,7 +49,7 @@ public static class VacuumHarness
                 if (report.EntriesRemoved != entries || report.Tiers[0].EntriesKept != 100)
                     throw new InvalidOperationException($"removed {report.EntriesRemoved}, kept {report.Tiers[0].EntriesKept}");
                 times[native ? "prefix delete" : "list+delete"].Add(ms);
-                Directory.Delete(root, true);
+                if (!moto) Directory.Delete(root, true);
             }
         }
         foreach (var (name, list) in times)
@@ -58,15 +61,32 @@ public static class VacuumHarness
         return 0;
     }
 
+    private static IBlobStore OpenMoto()
+    {
+        var endpoint = Environment.GetEnvironmentVariable("PTD_TEST_MOTO_ENDPOINT")
+                       ?? throw new InvalidOperationException("PTD_TEST_MOTO_ENDPOINT is not set: start moto_server and set it (http://127.0.0.1:PORT)");
+        var secrets = new Dictionary<string, string> { ["PTD_BENCH_ACCESS"] = "testing", ["PTD_BENCH_SECRET"] = "testing" };
+        var context = new BlobStoreContext { GetEnvironmentVariable = n => secrets.TryGetValue(n, out var v) ? v : Environment.GetEnvironmentVariable(n) };
+        var prefix = "v" + Guid.NewGuid().ToString("N")[..10];
+        return new Ptd.Storage.S3.S3Provider().Open(StoreUri.Parse(
+            $"s3://ptd-vacuum/{prefix}?endpoint={Uri.EscapeDataString(endpoint)}&accessKeyEnv=PTD_BENCH_ACCESS&secretKeyEnv=PTD_BENCH_SECRET&region=us-east-1&create=true"), context);
+    }
+
     private static void Seed(IBlobStore store, ArtifactKind kind, int generation, int count)
     {
         var payload = new byte[1024];
-        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        // The bucket is created by the first write (create=true), before the parallel ones.
+        store.PutAsync(CacheKeyLayout.StorageKey(kind, generation, KeyOf(generation, 0)), payload, BlobWriteMode.Overwrite).GetAwaiter().GetResult();
+        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
         {
-            var key = CacheKeyLayout.StorageKey(kind, generation, $"{generation:x2}{i:x14}");
+            var key = CacheKeyLayout.StorageKey(kind, generation, KeyOf(generation, i));
             store.PutAsync(key, payload, BlobWriteMode.Overwrite).GetAwaiter().GetResult();
         });
     }
+
+    // Content keys are digests, spread over the 256 fan-out directories like real ones.
+    private static string KeyOf(int generation, int i) =>
+        Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(generation * 1_000_003L + i))).ToLowerInvariant()[..32];
 
     private static double Median(List<double> xs)
     {

@@ -11,8 +11,8 @@ namespace Ptd.Storage.LocalDisk;
 /// </summary>
 /// <remarks>
 /// Writes go to a temporary file in the destination directory, are flushed, then renamed over the target, so
-/// readers in any process see either the old file, no file or the complete new one. Create-only writes use a
-/// rename that fails when the target exists (link/unlink on Unix), which is atomic across processes.
+/// readers in any process see either the old file, no file or the complete new one. Create-only writes publish with
+/// <c>link(2)</c> on Unix (fails when the target exists) and a non-replacing move on Windows, both atomic across processes.
 /// Reads set the file's last-access time so that eviction can be least-recently-used even on
 /// <c>noatime</c>/<c>relatime</c> mounts.
 /// </remarks>
@@ -120,6 +120,7 @@ public sealed class LocalDiskStore : IBlobStore
                 File.Move(temp, path, overwrite: true);
                 return BlobWriteOutcome.Written;
             }
+            if (TryLink(temp, path) is { } linked) return linked ? BlobWriteOutcome.Written : BlobWriteOutcome.AlreadyExists;
             try
             {
                 File.Move(temp, path, overwrite: false);
@@ -195,9 +196,25 @@ public sealed class LocalDiskStore : IBlobStore
                 $"{DisplayName}: delete of '{prefix}' failed: {e.Message}", e);
         }
         // The entries are gone for every reader now; what remains is freeing the space, counting entries as they go.
+        // Unlinking is CPU-bound in the kernel, so the fan-out directories are deleted in parallel.
         long count = 0;
+        string[] subdirectories;
+        try
+        {
+            subdirectories = Directory.GetDirectories(trash);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            subdirectories = [];
+        }
+        Parallel.ForEach(subdirectories, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount), CancellationToken = cancellationToken },
+            () => 0L, (dir, _, local) =>
+            {
+                DeleteTree(dir, ref local);
+                return local;
+            }, local => Interlocked.Add(ref count, local));
         DeleteTree(trash, ref count);
-        return Task.FromResult(count);
+        return Task.FromResult(Interlocked.Read(ref count));
     }
 
     /// <inheritdoc />
@@ -274,6 +291,33 @@ public sealed class LocalDiskStore : IBlobStore
         if (!BlobKey.TryParse(text, out var key)) return null;
         return PathOf(key!) == file ? key : null;
     }
+
+    // Create-only publish on Unix: link(2) fails with EEXIST when the target exists, atomically, whereas .NET's
+    // File.Move(overwrite: false) is an existence check followed by rename(2), which replaces a file created in
+    // between (two concurrent writers could both "win"). True: linked (the caller deletes the temp name); false: the
+    // target exists; null: not available here (Windows, or a file system without hard links), use File.Move (on
+    // Windows MoveFileEx without REPLACE_EXISTING is atomic).
+    private static bool? TryLink(string temp, string path)
+    {
+        if (OperatingSystem.IsWindows() || !_linkAvailable) return null;
+        try
+        {
+            if (Link(temp, path) == 0) return true;
+            var errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            return errno == EExist ? false : null;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            _linkAvailable = false;
+            return null;
+        }
+    }
+
+    private const int EExist = 17; // EEXIST on Linux and macOS
+    private static bool _linkAvailable = true;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "link", SetLastError = true)]
+    private static extern int Link(string oldPath, string newPath);
 
     private void TouchAccessTime(string path)
     {
