@@ -75,6 +75,9 @@ let startProcess (exe: string) (args: string list) (logFile: string) =
     psi.UseShellExecute <- false
     psi.RedirectStandardOutput <- true
     psi.RedirectStandardError <- true
+    // s3rver 3.7 makes its ListObjectsV2 continuation tokens with a cipher that OpenSSL 3 (Node >= 17) refuses
+    // unless the legacy provider is enabled: every listing of more than 1,000 objects failed with HTTP 500.
+    psi.Environment.["NODE_OPTIONS"] <- "--openssl-legacy-provider"
     let p = Process.Start psi
     let sink = new StreamWriter(logFile, false)
     sink.AutoFlush <- true

@@ -16,5 +16,8 @@ if (args.Length > 0 && args[0] == "kernels")
     return KernelHarness.Run(args.Skip(1).ToArray());
 if (args.Length > 0 && args[0] == "kernels-child")
     return KernelHarness.Child(args[1], args[2]);
+// `-- vacuum [entries] [repeats]`: vacuum of an old local generation, prefix delete vs list + delete.
+if (args.Length > 0 && args[0] == "vacuum")
+    return VacuumHarness.Run(args.Skip(1).ToArray());
 BenchmarkSwitcher.FromAssembly(typeof(ScaleHarness).Assembly).Run(args);
 return 0;

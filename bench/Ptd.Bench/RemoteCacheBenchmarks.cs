@@ -133,6 +133,8 @@ internal static class RemoteHarness
     private static Process Start(string exe, string[] args, int port)
     {
         var psi = new ProcessStartInfo(exe, args) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        // s3rver's listing continuation tokens need OpenSSL's legacy provider on Node >= 17 (see build.fsx).
+        psi.Environment["NODE_OPTIONS"] = "--openssl-legacy-provider";
         var p = Process.Start(psi) ?? throw new InvalidOperationException($"{exe} did not start");
         p.OutputDataReceived += (_, _) => { };
         p.ErrorDataReceived += (_, _) => { };

@@ -22,7 +22,10 @@ type Backend =
       BadKind: BlobStoreErrorKind
       /// False for servers known to interleave concurrent writes of one key (s3rver): there the suite demands
       /// that the damage is detected (a Corrupt error), never returned as data.
-      AtomicConcurrentWrites: bool }
+      AtomicConcurrentWrites: bool
+      /// True when the plugin implements DeletePrefixAsync natively (the in-memory plugin keeps the interface's default,
+      /// which is how a plugin written before the method existed behaves).
+      NativePrefixDelete: bool }
 
 let private s3Location endpoint (unique: string) extra =
     $"s3://ptd-conformance/{unique}?endpoint={Uri.EscapeDataString(endpoint: string)}&region=us-east-1&create=true{extra}"
@@ -38,7 +41,8 @@ let backends : Backend list =
               openStore $"file://{file}"
         Secret = "\u0000no-secret"
         BadKind = BlobStoreErrorKind.Unavailable
-        AtomicConcurrentWrites = true }
+        AtomicConcurrentWrites = true
+        NativePrefixDelete = true }
       { Name = "in-memory plugin"
         Open = fun () -> openStore ("mem://" + uniqueSegment "conf")
         BadAccess =
@@ -48,7 +52,8 @@ let backends : Backend list =
               openStore $"mem://{name}?passwordEnv=PTD_TEST_MEM_BAD_PASSWORD"
         Secret = "wrong-password-77"
         BadKind = BlobStoreErrorKind.Unauthorized
-        AtomicConcurrentWrites = true }
+        AtomicConcurrentWrites = true
+        NativePrefixDelete = false }
       { Name = "azurite"
         Open =
           fun () ->
@@ -65,7 +70,8 @@ let backends : Backend list =
                   contextWith [ "PTD_TEST_BAD_AZURE", bad ])
         Secret = Convert.ToBase64String(randomBytes 77 64)
         BadKind = BlobStoreErrorKind.Unauthorized
-        AtomicConcurrentWrites = true }
+        AtomicConcurrentWrites = true
+        NativePrefixDelete = true }
       { Name = "moto"
         Open =
           fun () ->
@@ -78,7 +84,8 @@ let backends : Backend list =
               openStore (s3Location ep "bad" "&accessKeyEnv=PTD_TEST_MOTO_ACCESS&secretKeyEnv=PTD_TEST_UNSET_SECRET_VARIABLE")
         Secret = "testing-secret"
         BadKind = BlobStoreErrorKind.Unauthorized
-        AtomicConcurrentWrites = true }
+        AtomicConcurrentWrites = true
+        NativePrefixDelete = true }
       { Name = "s3rver"
         Open =
           fun () ->
@@ -91,7 +98,8 @@ let backends : Backend list =
               openStore (s3Location ep "bad" "&accessKeyEnv=PTD_TEST_S3RVER_BAD_ACCESS&secretKeyEnv=PTD_TEST_S3RVER_BAD_SECRET&conditionalPut=false")
         Secret = "not-the-s3rver-secret-4f1c"
         BadKind = BlobStoreErrorKind.Unauthorized
-        AtomicConcurrentWrites = false } ]
+        AtomicConcurrentWrites = false
+        NativePrefixDelete = true } ]
 
 let private key (s: string) = BlobKey.Parse s
 
@@ -239,6 +247,52 @@ let private suite (b: Backend) =
                 match last with
                 | Some h -> Expect.contains (values |> Array.map sha256) h "an overwrite race leaves one intact value"
                 | None -> ()
+            })
+        }
+
+        testTask "prefix delete removes a whole directory, its subdirectories and nothing else" {
+            do! withStore b (fun store -> task {
+                Expect.equal store.Capabilities.PrefixDelete b.NativePrefixDelete "declared capability"
+                for k in [ "pd/g1/a"; "pd/g1/b/c"; "pd/g10/x"; "pd/g1x"; "pd/g2/y" ] do
+                    let! _ = put store k (randomBytes k.Length 100) BlobWriteMode.Overwrite
+                    ()
+                let! n = store.DeletePrefixAsync "pd/g1/"
+                Expect.equal n 2L "two values under pd/g1/"
+                let! left = store.ListAsync "pd/"
+                Expect.equal (left |> Seq.map (fun i -> i.Key.Value) |> List.ofSeq) [ "pd/g10/x"; "pd/g1x"; "pd/g2/y" ] "siblings kept"
+                let! gone = store.GetAsync(key "pd/g1/a")
+                Expect.isFalse gone.Found "a deleted value is a miss"
+                let! again = store.DeletePrefixAsync "pd/g1/"
+                Expect.equal again 0L "nothing left to delete"
+                let! none = store.DeletePrefixAsync "pd/never/"
+                Expect.equal none 0L "a prefix that never existed"
+                let! _ = put store "pd/g1/a" [| 7uy |] BlobWriteMode.CreateOnly
+                let! back = store.GetAsync(key "pd/g1/a")
+                Expect.equal back.Content [| 7uy |] "the directory can be written again"
+                for bad in [ ""; "pd/g1"; "../"; "pd//"; "PD/" ] do
+                    Expect.throwsT<ArgumentException> (fun () -> store.DeletePrefixAsync(bad).GetAwaiter().GetResult() |> ignore) $"prefix '{bad}' refused"
+            })
+        }
+
+        testTask "prefix delete of more than one S3 batch (1,001 values)" {
+            do! withStore b (fun store -> task {
+                let keys = Array.init 1001 (fun i -> sprintf "many/g1/k%04d" i)
+                let gate = new Threading.SemaphoreSlim(16)
+                let! _ =
+                    keys
+                    |> Array.map (fun k -> task {
+                        do! gate.WaitAsync()
+                        try
+                            let! _ = put store k [| 1uy |] BlobWriteMode.Overwrite
+                            ()
+                        finally
+                            gate.Release() |> ignore })
+                    |> Task.WhenAll
+                let! _ = put store "many/keep" [| 2uy |] BlobWriteMode.Overwrite
+                let! n = store.DeletePrefixAsync "many/g1/"
+                Expect.equal n 1001L "every value counted"
+                let! left = store.ListAsync "many/"
+                Expect.equal (left |> Seq.map (fun i -> i.Key.Value) |> List.ofSeq) [ "many/keep" ] "all deleted, the sibling kept"
             })
         }
 

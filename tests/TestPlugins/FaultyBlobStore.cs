@@ -63,7 +63,13 @@ public sealed class FaultyBlobStore : IBlobStore
 
     public string DisplayName { get; }
 
-    public BlobStoreCapabilities Capabilities => _inner.Capabilities;
+    // Prefix deletes go through the interface's default (list, then delete), so that every removal meets the faults.
+    public BlobStoreCapabilities Capabilities => new()
+    {
+        ConditionalPut = _inner.Capabilities.ConditionalPut, Listing = _inner.Capabilities.Listing,
+        ServerSideHashes = _inner.Capabilities.ServerSideHashes, ReadOnly = _inner.Capabilities.ReadOnly,
+        TracksAccessTime = _inner.Capabilities.TracksAccessTime, PrefixDelete = false,
+    };
 
     public async Task<BlobReadResult> GetAsync(BlobKey key, CancellationToken cancellationToken = default)
     {

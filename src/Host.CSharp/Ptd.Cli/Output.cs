@@ -10,6 +10,14 @@ public sealed class Output(TextWriter stdout, TextWriter stderr, bool verbose)
 {
     private readonly Stopwatch _clock = Stopwatch.StartNew();
 
+    /// <summary>Says, when verbose, how long the process ran before the command started (runtime start-up, loading, JIT).</summary>
+    public void StartupTime()
+    {
+        if (!Verbose) return;
+        var sinceStart = DateTime.Now - Process.GetCurrentProcess().StartTime;
+        Progress($"process start → command: {sinceStart.TotalMilliseconds:F0} ms");
+    }
+
     /// <summary>Result stream.</summary>
     public TextWriter Out { get; } = stdout;
 

@@ -18,8 +18,9 @@ internal static class TraceCli
     /// </summary>
     public static TraceStore OpenStore(Args args, Output output)
     {
+        output.StartupTime();
         var options = new TraceStoreOptions { Log = m => output.Err.WriteLine($"ptd: warning: {m}") };
-        return args.Has(NoCache) ? TraceStore.Uncached(options) : TraceStore.FromEnvironment(options: options);
+        return args.Has(NoCache) ? TraceStore.Uncached(options) : output.Stage("open cache", () => TraceStore.FromEnvironment(options: options));
     }
 
     /// <summary>Gets the model's trace as a stage, and says where it came from (verbose).</summary>

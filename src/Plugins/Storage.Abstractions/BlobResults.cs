@@ -98,6 +98,13 @@ public sealed class BlobStoreCapabilities
 
     /// <summary>True when <see cref="BlobInfo.LastAccessed"/> is maintained on reads (needed for true LRU eviction).</summary>
     public bool TracksAccessTime { get; init; }
+
+    /// <summary>
+    /// True when <see cref="IBlobStore.DeletePrefixAsync"/> is implemented natively and is much cheaper than listing the
+    /// prefix and deleting one value at a time (e.g. one directory rename, or batched deletes of 1,000 objects per
+    /// request). False means the default implementation (list, then delete each value) is used: it works, just slowly.
+    /// </summary>
+    public bool PrefixDelete { get; init; }
 }
 
 /// <summary>The result of <see cref="IBlobStore.CheckHealthAsync"/>.</summary>

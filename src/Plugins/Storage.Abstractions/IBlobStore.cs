@@ -57,6 +57,25 @@ public interface IBlobStore : IAsyncDisposable
     /// <exception cref="NotSupportedException">The store cannot list (<see cref="BlobStoreCapabilities.Listing"/> is false).</exception>
     Task<IReadOnlyList<BlobInfo>> ListAsync(string prefix, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Deletes every value whose key starts with <paramref name="prefix"/>, a whole "directory" such as
+    /// <c>trace/r3/g1/</c> (the cache drops an old generation this way).
+    /// </summary>
+    /// <remarks>
+    /// <para>The default implementation lists the prefix and deletes the values one at a time, so stores written
+    /// before this method existed keep working. Stores that can do better (a directory rename, batched or parallel
+    /// deletes) override it and say so with <see cref="BlobStoreCapabilities.PrefixDelete"/>.</para>
+    /// <para>Every value that existed when the call began is deleted whole; readers see each value complete or
+    /// missing, never torn. A value written under the prefix while the call runs may survive or not.</para>
+    /// </remarks>
+    /// <param name="prefix">A valid key followed by <c>/</c> (see <see cref="BlobPrefixDeletion.EnsureValidPrefix"/>); the empty prefix is refused.</param>
+    /// <param name="cancellationToken">Cancels the call (values already deleted stay deleted).</param>
+    /// <returns>How many values were deleted.</returns>
+    /// <exception cref="ArgumentException">The prefix is empty, invalid or does not end with <c>/</c>.</exception>
+    /// <exception cref="NotSupportedException">The store cannot list and has no native prefix delete.</exception>
+    Task<long> DeletePrefixAsync(string prefix, CancellationToken cancellationToken = default) =>
+        BlobPrefixDeletion.ByListingAsync(this, prefix, cancellationToken);
+
     /// <summary>Checks that the store is reachable and usable; never throws except on cancellation.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A health report.</returns>

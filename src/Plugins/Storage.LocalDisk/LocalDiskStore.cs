@@ -11,8 +11,8 @@ namespace Ptd.Storage.LocalDisk;
 /// </summary>
 /// <remarks>
 /// Writes go to a temporary file in the destination directory, are flushed, then renamed over the target, so
-/// readers in any process see either the old file, no file or the complete new one. Create-only writes use a
-/// rename that fails when the target exists (link/unlink on Unix), which is atomic across processes.
+/// readers in any process see either the old file, no file or the complete new one. Create-only writes publish with
+/// <c>link(2)</c> on Unix (fails when the target exists) and a non-replacing move on Windows, both atomic across processes.
 /// Reads set the file's last-access time so that eviction can be least-recently-used even on
 /// <c>noatime</c>/<c>relatime</c> mounts. A writer killed between creating its temporary file and renaming it
 /// leaves the temporary file behind (never a partial entry); <see cref="RemoveAbandonedScratchAsync"/> removes such
@@ -22,6 +22,7 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
 {
     private const string FanOutMarker = "=";
     private const string TempPrefix = ".tmp-";
+    private const string TrashPrefix = ".trash-";
     private readonly bool _fsync;
     private readonly TimeProvider _time;
     private readonly string _rootWithSeparator;
@@ -57,6 +58,7 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
         ServerSideHashes = false,
         ReadOnly = false,
         TracksAccessTime = true,
+        PrefixDelete = true,
     };
 
     /// <summary>The file that holds <paramref name="key"/> (whether or not it exists).</summary>
@@ -144,6 +146,7 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
                 File.Move(temp, path, overwrite: true);
                 return BlobWriteOutcome.Written;
             }
+            if (TryLink(temp, path) is { } linked) return linked ? BlobWriteOutcome.Written : BlobWriteOutcome.AlreadyExists;
             try
             {
                 File.Move(temp, path, overwrite: false);
@@ -189,6 +192,57 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
         {
             throw Wrap("delete", key, e);
         }
+    }
+
+    /// <summary>
+    /// Deletes a whole directory of entries: renames it to a hidden trash directory at the root (one atomic
+    /// <c>rename</c>), then deletes the trash. Readers see a miss from the moment of the rename, never a partial entry
+    /// (a reader that already opened a file still reads all of it). Trash left by a process that died half-way is
+    /// removed by the next call.
+    /// </summary>
+    /// <inheritdoc />
+    public Task<long> DeletePrefixAsync(string prefix, CancellationToken cancellationToken = default)
+    {
+        BlobPrefixDeletion.EnsureValidPrefix(prefix);
+        cancellationToken.ThrowIfCancellationRequested();
+        var dir = Path.Combine(Root, prefix[..^1].Replace('/', Path.DirectorySeparatorChar));
+        // The creation time is in the name: renaming does not reliably change a directory's own timestamps.
+        var trash = Path.Combine(Root, $"{TrashPrefix}{_time.GetUtcNow().ToUnixTimeSeconds()}-{Guid.NewGuid():N}");
+        try
+        {
+            RemoveOldTrash();
+            if (!Directory.Exists(dir)) return Task.FromResult(0L);
+            Directory.Move(dir, trash);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return Task.FromResult(0L); // deleted concurrently
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BlobStoreException(e is UnauthorizedAccessException ? BlobStoreErrorKind.Unauthorized : BlobStoreErrorKind.Unavailable,
+                $"{DisplayName}: delete of '{prefix}' failed: {e.Message}", e);
+        }
+        // The entries are gone for every reader now; what remains is freeing the space, counting entries as they go.
+        // Unlinking is CPU-bound in the kernel, so the fan-out directories are deleted in parallel.
+        long count = 0;
+        string[] subdirectories;
+        try
+        {
+            subdirectories = Directory.GetDirectories(trash);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            subdirectories = [];
+        }
+        Parallel.ForEach(subdirectories, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount), CancellationToken = cancellationToken },
+            () => 0L, (dir, _, local) =>
+            {
+                DeleteTree(dir, ref local);
+                return local;
+            }, local => Interlocked.Add(ref count, local));
+        DeleteTree(trash, ref count);
+        return Task.FromResult(Interlocked.Read(ref count));
     }
 
     /// <inheritdoc />
@@ -302,6 +356,33 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
         return PathOf(key!) == file ? key : null;
     }
 
+    // Create-only publish on Unix: link(2) fails with EEXIST when the target exists, atomically, whereas .NET's
+    // File.Move(overwrite: false) is an existence check followed by rename(2), which replaces a file created in
+    // between (two concurrent writers could both "win"). True: linked (the caller deletes the temp name); false: the
+    // target exists; null: not available here (Windows, or a file system without hard links), use File.Move (on
+    // Windows MoveFileEx without REPLACE_EXISTING is atomic).
+    private static bool? TryLink(string temp, string path)
+    {
+        if (OperatingSystem.IsWindows() || !_linkAvailable) return null;
+        try
+        {
+            if (Link(temp, path) == 0) return true;
+            var errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            return errno == EExist ? false : null;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            _linkAvailable = false;
+            return null;
+        }
+    }
+
+    private const int EExist = 17; // EEXIST on Linux and macOS
+    private static bool _linkAvailable = true;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "link", SetLastError = true)]
+    private static extern int Link(string oldPath, string newPath);
+
     private void TouchAccessTime(string path)
     {
         try
@@ -311,6 +392,60 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // The entry may have been evicted right after the read; the read itself succeeded.
+        }
+    }
+
+    // Deletes a renamed directory in one pass: each file is unlinked as the enumeration meets it (no stat calls), and
+    // counted when it is an entry (a file not starting with '.' inside a fan-out directory). Best effort: whatever
+    // cannot be deleted stays in the trash, invisible, for a later call.
+    private static void DeleteTree(string dir, ref long count)
+    {
+        try
+        {
+            var isFanOut = Path.GetFileName(dir).StartsWith(FanOutMarker, StringComparison.Ordinal);
+            foreach (var file in Directory.EnumerateFiles(dir))
+            {
+                try
+                {
+                    File.Delete(file);
+                    if (isFanOut && !Path.GetFileName(file.AsSpan()).StartsWith(".")) count++;
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // Left in the trash.
+                }
+            }
+            foreach (var sub in Directory.EnumerateDirectories(dir)) DeleteTree(sub, ref count);
+            Directory.Delete(dir);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Left in the trash.
+        }
+    }
+
+    private void RemoveOldTrash()
+    {
+        if (!Directory.Exists(Root)) return;
+        foreach (var old in Directory.EnumerateDirectories(Root, TrashPrefix + "*"))
+        {
+            // Another process may be deleting this trash right now; only leftovers older than a minute are taken.
+            var stamp = Path.GetFileName(old)[TrashPrefix.Length..].Split('-')[0];
+            if (long.TryParse(stamp, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds) &&
+                _time.GetUtcNow().ToUnixTimeSeconds() - seconds > 60)
+                TryDeleteDirectory(old);
+        }
+    }
+
+    private static void TryDeleteDirectory(string dir)
+    {
+        try
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Trash is invisible (its name starts with '.'); a later prefix delete removes what is left.
         }
     }
 

@@ -23,6 +23,9 @@ public sealed class S3Store : IBlobStore
     private readonly S3StoreOptions _options;
     private readonly SemaphoreSlim _createBucketGate = new(1, 1);
 
+    /// <summary>The most keys one DeleteObjects request may name (an S3 limit).</summary>
+    public const int DeleteBatchSize = 1000;
+
     /// <summary>Creates a store over an existing client (the store disposes it).</summary>
     /// <param name="client">The S3 client.</param>
     /// <param name="bucket">The bucket.</param>
@@ -43,6 +46,7 @@ public sealed class S3Store : IBlobStore
             ServerSideHashes = true,
             ReadOnly = options.ReadOnly,
             TracksAccessTime = false,
+            PrefixDelete = !options.ReadOnly,
         };
     }
 
@@ -156,6 +160,42 @@ public sealed class S3Store : IBlobStore
         {
             throw Wrap("delete", key.Value, e);
         }
+    }
+
+    /// <summary>
+    /// Lists the prefix and deletes the listed objects with DeleteObjects, <see cref="DeleteBatchSize"/> keys per
+    /// request (one round trip per 1,000 entries instead of two per entry). Each object is removed whole.
+    /// </summary>
+    /// <inheritdoc />
+    public async Task<long> DeletePrefixAsync(string prefix, CancellationToken cancellationToken = default)
+    {
+        BlobPrefixDeletion.EnsureValidPrefix(prefix);
+        EnsureWritable("delete", prefix);
+        var entries = await ListAsync(prefix, cancellationToken).ConfigureAwait(false);
+        long deleted = 0;
+        for (var start = 0; start < entries.Count; start += DeleteBatchSize)
+        {
+            var batch = entries.Skip(start).Take(DeleteBatchSize).Select(e => new KeyVersion { Key = ObjectName(e.Key) }).ToList();
+            try
+            {
+                // Quiet: the answer lists only failures, so a 1,000-key batch does not echo 1,000 names back.
+                var response = await _client.DeleteObjectsAsync(new DeleteObjectsRequest { BucketName = _bucket, Objects = batch, Quiet = true }, cancellationToken).ConfigureAwait(false);
+                deleted += batch.Count - (response.DeleteErrors?.Count ?? 0);
+            }
+            catch (DeleteObjectsException e)
+            {
+                var errors = e.Response?.DeleteErrors ?? [];
+                deleted += batch.Count - errors.Count;
+                var first = errors.FirstOrDefault();
+                throw new BlobStoreException(BlobStoreErrorKind.Unavailable,
+                    $"{DisplayName}: delete of '{prefix}' failed for {errors.Count} of {batch.Count} objects{(first is null ? "" : $" (first: {first.Code})")}; {deleted} deleted", e);
+            }
+            catch (Exception e) when (IsStoreFailure(e, cancellationToken))
+            {
+                throw Wrap("delete", prefix, e);
+            }
+        }
+        return deleted;
     }
 
     /// <inheritdoc />

@@ -51,6 +51,47 @@ public static class CacheKeyLayout
         return true;
     }
 
+    /// <summary>
+    /// The generation directory of a storage key: its first three segments and a <c>/</c>, e.g. <c>trace/r3/g1/</c>
+    /// (taken from the key's text, so that it matches the key exactly), or null for keys without the cache layout.
+    /// </summary>
+    /// <param name="storageKey">A storage key.</param>
+    /// <returns>The prefix, or null.</returns>
+    public static string? GenerationPrefixOf(BlobKey storageKey)
+    {
+        ArgumentNullException.ThrowIfNull(storageKey);
+        if (!TryParse(storageKey, out _, out _, out _)) return null;
+        var v = storageKey.Value;
+        var third = v.IndexOf('/', v.IndexOf('/', v.IndexOf('/') + 1) + 1);
+        return v[..(third + 1)];
+    }
+
+    /// <summary>
+    /// Splits entries to remove into whole generation directories (every entry under the prefix is to go, none is
+    /// kept), which a store can drop with one <see cref="IBlobStore.DeletePrefixAsync"/>, and single entries.
+    /// </summary>
+    /// <typeparam name="T">The entry type.</typeparam>
+    /// <param name="remove">The entries to remove.</param>
+    /// <param name="keyOf">The storage key of an entry.</param>
+    /// <param name="kept">Storage keys of the entries listed alongside that stay.</param>
+    /// <returns>The whole directories (sorted by prefix) and the remaining single entries (in the given order).</returns>
+    internal static (List<(string Prefix, List<T> Entries)> Whole, List<T> Single) SplitByGeneration<T>(IEnumerable<T> remove, Func<T, BlobKey> keyOf, IEnumerable<BlobKey> kept)
+    {
+        var keptPrefixes = kept.Select(GenerationPrefixOf).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var groups = new SortedDictionary<string, List<T>>(StringComparer.Ordinal);
+        var single = new List<T>();
+        foreach (var e in remove)
+        {
+            if (GenerationPrefixOf(keyOf(e)) is { } p && !keptPrefixes.Contains(p))
+            {
+                if (!groups.TryGetValue(p, out var list)) groups[p] = list = new List<T>();
+                list.Add(e);
+            }
+            else single.Add(e);
+        }
+        return (groups.Select(g => (g.Key, g.Value)).ToList(), single);
+    }
+
     private static bool TryNumber(string segment, char tag, out int value)
     {
         value = -1;

@@ -50,18 +50,24 @@ internal sealed partial class TieredArtifactCache
                 continue;
             }
             var stale = new List<(BlobInfo Entry, string Kind)>();
+            var keptKeys = new List<BlobKey>();
             long kept = 0, keptBytes = 0;
             foreach (var e in listing.Entries)
             {
-                if (!CacheKeyLayout.TryParse(e.Key, out var kind, out var rev, out var gen) || !current.TryGetValue(kind, out var currentRev)) continue;
+                if (!CacheKeyLayout.TryParse(e.Key, out var kind, out var rev, out var gen) || !current.TryGetValue(kind, out var currentRev))
+                {
+                    keptKeys.Add(e.Key); // never deleted, so its directory is never dropped whole
+                    continue;
+                }
                 if (rev != currentRev || gen != Generation) stale.Add((e, kind));
                 else
                 {
                     kept++;
                     keptBytes += e.Length;
+                    keptKeys.Add(e.Key);
                 }
             }
-            reports.Add(await RemoveEntriesAsync(tier, stale, kept, keptBytes, cancellationToken).ConfigureAwait(false));
+            reports.Add(await RemoveEntriesAsync(tier, stale, kept, keptBytes, keptKeys, cancellationToken).ConfigureAwait(false));
         }
         return MaintenanceReport.Sum(reports);
     }
@@ -133,13 +139,39 @@ internal sealed partial class TieredArtifactCache
             }
             entries.RemoveRange(0, i);
         }
-        return await RemoveEntriesAsync(tier, remove, entries.Count, total, cancellationToken).ConfigureAwait(false);
+        return await RemoveEntriesAsync(tier, remove, entries.Count, total, null, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<MaintenanceReport> RemoveEntriesAsync(CacheTier tier, List<(BlobInfo Entry, string Kind)> remove, long kept, long keptBytes, CancellationToken cancellationToken)
+    // keptKeys: the listed entries that stay, when whole generation directories may be dropped by prefix (vacuum); null
+    // deletes entry by entry (eviction, which never empties a generation on purpose).
+    private async Task<MaintenanceReport> RemoveEntriesAsync(CacheTier tier, List<(BlobInfo Entry, string Kind)> remove, long kept, long keptBytes,
+        IReadOnlyList<BlobKey>? keptKeys, CancellationToken cancellationToken)
     {
         long removed = 0, removedBytes = 0;
         var problems = new List<string>();
+        if (keptKeys is not null && tier.Store!.Capabilities.PrefixDelete)
+        {
+            // A whole old generation goes with one prefix delete (a directory rename on the local disk, 1,000 objects
+            // per request on S3) instead of one delete per entry.
+            var (whole, single) = CacheKeyLayout.SplitByGeneration(remove, x => x.Entry.Key, keptKeys);
+            foreach (var (prefix, group) in whole)
+            {
+                var r = await RunAsync(tier, (s, c) => s.DeletePrefixAsync(prefix, c), ListingTimeout, cancellationToken).ConfigureAwait(false);
+                if (r.Status != OpStatus.Ok)
+                {
+                    _metrics.OtherFailure(tier.Index, tier.Name, group[0].Kind, "delete", r.Status == OpStatus.Timeout);
+                    problems.Add($"cache tier {tier.Name} ({tier.DisplayName}): could not remove '{prefix}': {(r.Error is null ? "timed out" : Describe(r.Error))}");
+                    return new MaintenanceReport(removed, removedBytes, kept, keptBytes, problems);
+                }
+                foreach (var (entry, kind) in group.Take((int)Math.Min(r.Value, group.Count)))
+                {
+                    removed++;
+                    removedBytes += entry.Length;
+                    _metrics.Eviction(tier.Index, tier.Name, kind, entry.Length);
+                }
+            }
+            remove = single;
+        }
         foreach (var (entry, kind) in remove)
         {
             // One entry is one blob, so deleting it removes the whole entry at once.

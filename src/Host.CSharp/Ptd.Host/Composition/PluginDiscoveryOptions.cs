@@ -25,6 +25,14 @@ public sealed class PluginDiscoveryOptions
     /// <summary>Whether <see cref="DefaultDirectory"/> is searched (default true).</summary>
     public bool UseDefaultDirectory { get; set; } = true;
 
+    /// <summary>
+    /// Whether plugins are loaded only when one of their schemes is opened (default true). Discovery then reads each
+    /// plugin's schemes from its assembly metadata (<c>[BlobStoreProvider("scheme")]</c>) without loading it, so that a
+    /// process using only <c>file://</c> never loads the S3 or Azure SDK plugins; a plugin that cannot be loaded is
+    /// reported when it is opened. False loads and composes every plugin during discovery (all load errors up front).
+    /// </summary>
+    public bool LoadOnDemand { get; set; } = true;
+
     /// <summary>Reads environment variables (tests substitute it).</summary>
     public Func<string, string?> GetEnvironmentVariable { get; set; } = Environment.GetEnvironmentVariable;
 }

@@ -71,7 +71,7 @@ public sealed class StorageProviderRegistry : IDisposable
         if (options.UsePluginPathVariable && options.GetEnvironmentVariable(PluginDiscoveryOptions.PluginPathVariable) is { Length: > 0 } path)
             roots.AddRange(path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(d => (d, true)));
         if (options.UseDefaultDirectory) roots.Add((PluginDiscoveryOptions.DefaultDirectory, false));
-        foreach (var (dir, isExplicit) in roots) registry.LoadRoot(dir, isExplicit);
+        foreach (var (dir, isExplicit) in roots) registry.LoadRoot(dir, isExplicit, options.LoadOnDemand);
         return registry;
     }
 
@@ -191,6 +191,11 @@ public sealed class StorageProviderRegistry : IDisposable
         {
             return entry.Provider.Value;
         }
+        catch (Exception e) when (e is ReflectionTypeLoadException or BadImageFormatException or FileLoadException or FileNotFoundException)
+        {
+            // A plugin loaded on demand fails here rather than at discovery.
+            throw new PtdException($"the storage plugin for scheme '{scheme}' ({entry.Source}) could not be loaded: {DescribeLoadFailure(e)}", e);
+        }
         catch (Exception e)
         {
             var inner = e is CompositionFailedException or TargetInvocationException && e.InnerException is not null ? e.InnerException : e;
@@ -198,7 +203,7 @@ public sealed class StorageProviderRegistry : IDisposable
         }
     }
 
-    private void LoadRoot(string dir, bool isExplicit)
+    private void LoadRoot(string dir, bool isExplicit, bool onDemand)
     {
         string full;
         try
@@ -219,12 +224,12 @@ public sealed class StorageProviderRegistry : IDisposable
         }
         if (MainAssemblies(full).Length > 0)
         {
-            LoadPluginDirectory(full);
+            LoadPluginDirectory(full, onDemand);
             return;
         }
         foreach (var sub in Directory.GetDirectories(full).Order(StringComparer.Ordinal))
         {
-            if (MainAssemblies(sub).Length > 0) LoadPluginDirectory(sub);
+            if (MainAssemblies(sub).Length > 0) LoadPluginDirectory(sub, onDemand);
             else AddError(sub, "no plugin assembly found (expected a .dll with its .deps.json, as `dotnet build` of a plugin project produces)");
         }
     }
@@ -237,7 +242,7 @@ public sealed class StorageProviderRegistry : IDisposable
             .Order(StringComparer.Ordinal)
             .ToArray();
 
-    private void LoadPluginDirectory(string dir)
+    private void LoadPluginDirectory(string dir, bool onDemand)
     {
         foreach (var main in MainAssemblies(dir))
         {
@@ -246,13 +251,37 @@ public sealed class StorageProviderRegistry : IDisposable
                 AddError(main, depsError);
                 continue;
             }
+            if (onDemand)
+            {
+                // The schemes come from the assembly's metadata; the plugin is loaded only when one of them is opened,
+                // and composed by MEF only if its provider needs composition (see CreateDirectly). Without a
+                // [BlobStoreProvider] in the metadata, compose now (to find exports declared another way, or to say
+                // why there are none).
+                IReadOnlyList<(string Scheme, string TypeName)> declared;
+                try
+                {
+                    declared = PluginManifest.Schemes(main);
+                }
+                catch (Exception e) when (e is BadImageFormatException or IOException or UnauthorizedAccessException or InvalidOperationException)
+                {
+                    AddError(main, e is BadImageFormatException ? $"not a valid .NET assembly ({e.Message})" : $"could not be read: {e.Message}");
+                    continue;
+                }
+                if (declared.Count > 0)
+                {
+                    var path = main;
+                    var assembly = new Lazy<Assembly>(() => new PluginLoadContext(path).LoadFromAssemblyPath(path), LazyThreadSafetyMode.ExecutionAndPublication);
+                    var composed = new Lazy<Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>[]>(() => Compose(assembly.Value), LazyThreadSafetyMode.ExecutionAndPublication);
+                    foreach (var (scheme, typeName) in declared.DistinctBy(d => d.Scheme))
+                        Add(scheme, main, new Lazy<IBlobStoreProvider>(
+                            () => CreateDirectly(assembly.Value, typeName) ?? ExportFor(composed.Value, scheme, path).Value,
+                            LazyThreadSafetyMode.ExecutionAndPublication));
+                    continue;
+                }
+            }
             try
             {
-                var context = new PluginLoadContext(main);
-                var assembly = context.LoadFromAssemblyPath(main);
-                var container = new ContainerConfiguration().WithAssembly(assembly).CreateContainer();
-                var exports = container.GetExports<Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>>().ToArray();
-                lock (_gate) _containers.Add(container);
+                var exports = Compose(new PluginLoadContext(main).LoadFromAssemblyPath(main));
                 if (exports.Length == 0)
                 {
                     AddError(main, $"the assembly exports no {nameof(IBlobStoreProvider)} (mark the provider class with [BlobStoreProvider(\"scheme\")] and reference Ptd.Storage.Abstractions with Private=false)");
@@ -260,22 +289,64 @@ public sealed class StorageProviderRegistry : IDisposable
                 }
                 foreach (var export in exports) Add(export.Metadata.Scheme, main, export);
             }
-            catch (ReflectionTypeLoadException e)
-            {
-                var first = e.LoaderExceptions.FirstOrDefault(x => x is not null);
-                AddError(main, $"types could not be loaded: {first?.Message ?? e.Message} (is a dependency missing from the plugin folder?)");
-            }
-            catch (BadImageFormatException e)
-            {
-                AddError(main, $"not a valid .NET assembly ({e.Message})");
-            }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // Whatever a plugin does wrong, the host and the other plugins carry on.
-                AddError(main, $"could not be loaded: {e.GetType().Name}: {e.Message}");
+                AddError(main, DescribeLoadFailure(e));
             }
         }
     }
+
+    // Composes the exports of a plugin assembly loaded in its own context (MEF: the costly part of opening a plugin).
+    private Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>[] Compose(Assembly assembly)
+    {
+        var container = new ContainerConfiguration().WithAssembly(assembly).CreateContainer();
+        lock (_gate) _containers.Add(container);
+        return container.GetExports<Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>>().ToArray();
+    }
+
+    /// <summary>
+    /// Creates a provider without MEF when composition could add nothing: a public parameterless constructor and no
+    /// imports (no <c>[ImportingConstructor]</c>, <c>[Import]</c>, <c>[ImportMany]</c> or <c>[OnImportsSatisfied]</c> on
+    /// the type or its bases). Building a MEF container costs a cold process about a fifth of a second (it reflects over
+    /// the plugin and JIT-compiles System.Composition), more than the rest of opening a local cache; providers with
+    /// imports still go through MEF. Returns null when MEF is needed.
+    /// </summary>
+    private static IBlobStoreProvider? CreateDirectly(Assembly assembly, string typeName)
+    {
+        var type = assembly.GetType(typeName, throwOnError: false);
+        if (type is null || type.IsAbstract || !typeof(IBlobStoreProvider).IsAssignableFrom(type)) return null;
+        var ctor = type.GetConstructor(Type.EmptyTypes);
+        if (ctor is null || NeedsComposition(type)) return null;
+        return (IBlobStoreProvider)ctor.Invoke(null);
+    }
+
+    private static bool NeedsComposition(Type type)
+    {
+        static bool IsImport(MemberInfo m) => m.GetCustomAttributesData().Any(a =>
+            a.AttributeType.Namespace == "System.Composition" &&
+            a.AttributeType.Name is "ImportAttribute" or "ImportManyAttribute" or "ImportingConstructorAttribute" or "OnImportsSatisfiedAttribute");
+        const BindingFlags all = BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly;
+        for (var t = type; t is not null && t != typeof(object); t = t.BaseType)
+        {
+            if (t.GetConstructors(all).Any(IsImport) || t.GetProperties(all).Any(IsImport) || t.GetFields(all).Any(IsImport) || t.GetMethods(all).Any(IsImport))
+                return true;
+        }
+        return false;
+    }
+
+    private static Lazy<IBlobStoreProvider> ExportFor(Lazy<IBlobStoreProvider, BlobStoreProviderMetadata>[] exports, string scheme, string main) =>
+        exports.FirstOrDefault(x => x.Metadata.Scheme == scheme)
+        ?? throw new InvalidOperationException($"{main} declares scheme '{scheme}' in [BlobStoreProvider] but composition exports no provider for it " +
+                                               $"(exported: {(exports.Length == 0 ? "none" : string.Join(", ", exports.Select(x => x.Metadata.Scheme)))})");
+
+    private static string DescribeLoadFailure(Exception e) => e switch
+    {
+        ReflectionTypeLoadException r =>
+            $"types could not be loaded: {r.LoaderExceptions.FirstOrDefault(x => x is not null)?.Message ?? r.Message} (is a dependency missing from the plugin folder?)",
+        BadImageFormatException => $"not a valid .NET assembly ({e.Message})",
+        _ => $"could not be loaded: {e.GetType().Name}: {e.Message}",
+    };
 
     private void Add(string scheme, string source, Lazy<IBlobStoreProvider> provider)
     {
