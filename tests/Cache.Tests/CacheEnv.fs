@@ -5,30 +5,21 @@ module Ptd.Cache.Tests.CacheEnv
 open System
 open System.Diagnostics
 open System.IO
-open System.Reflection
 open System.Text.Json
 open System.Threading.Tasks
 open Expecto
 open Ptd.Storage
 open Ptd.Host.Composition
-
-let private metadata name =
-    Assembly.GetExecutingAssembly().GetCustomAttributes<AssemblyMetadataAttribute>()
-    |> Seq.find (fun a -> a.Key = name)
-    |> fun a -> a.Value
+open Ptd.Tests
 
 /// ptd's plugins folder (the build deploys localdisk, s3 and azureblob there).
-let pluginsDir = metadata "PtdPluginsDir"
+let pluginsDir = BuildInfo.metadata "PtdPluginsDir"
 
 /// Debug or Release, as this test assembly was built.
-let configuration = metadata "Configuration"
+let configuration = BuildInfo.metadata "Configuration"
 
-let repoRoot =
-    let rec up (d: DirectoryInfo) =
-        if isNull d then failwith "cannot find the repository root (PtdPipeline.sln) above the test assembly"
-        elif File.Exists(Path.Combine(d.FullName, "PtdPipeline.sln")) then d.FullName
-        else up d.Parent
-    up (DirectoryInfo AppContext.BaseDirectory)
+/// The directory holding PtdPipeline.sln.
+let repoRoot = Repo.root
 
 /// ptd.dll of this configuration (built before this project: see the project reference).
 let ptdDll =
@@ -36,24 +27,12 @@ let ptdDll =
     if not (File.Exists p) then failwithf "%s not found: build the solution first (dotnet fsi build.fsx build)" p
     p
 
-let private scratchRoot =
-    lazy (
-        let parent =
-            match Environment.GetEnvironmentVariable "PTD_TEST_WORK_DIR" with
-            | null | "" -> Path.Combine(Path.GetTempPath(), "ptd-cache-tests")
-            | d -> Path.Combine(d, "cache-tests")
-        let root = Path.Combine(parent, Guid.NewGuid().ToString("N").Substring(0, 8))
-        Directory.CreateDirectory root |> ignore
-        AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> try Directory.Delete(root, true) with _ -> ())
-        root)
+let private scratch = TempDirs.Scratch("ptd-cache-tests", "cache-tests")
 
 /// A fresh directory for one test.
-let tempDir (name: string) =
-    let dir = Path.Combine(scratchRoot.Value, sprintf "%s-%s" name (Guid.NewGuid().ToString("N").Substring(0, 8)))
-    Directory.CreateDirectory dir |> ignore
-    dir
+let tempDir (name: string) = scratch.Dir name
 
-let uniqueSegment (name: string) = sprintf "%s-%s" name (Guid.NewGuid().ToString("N").Substring(0, 12))
+let uniqueSegment (name: string) = TempDirs.uniqueSegment name
 
 type Result = { Code: int; Out: string; Err: string }
 
@@ -111,18 +90,15 @@ type Site =
 /// A secret value that must never show up in any output (moto accepts any signature, so it can be random).
 let motoSecret = "moto-secret-" + Guid.NewGuid().ToString("N")
 
-let private requireEnv (variable: string) (server: string) =
-    match Environment.GetEnvironmentVariable variable with
-    | null | "" ->
-        failtestf "%s is not available: %s is not set. Run the suite with `dotnet fsi build.fsx test` (which starts it), or start %s and set %s." server variable server variable
-    | v -> v
+/// An emulator endpoint from the environment; a missing one fails the test (Expecto's failtest) with how to start it.
+let private requireEnv (variable: string) (server: string) = Emulators.require failtest { How = ""; SeeAlso = "" } variable server
 
 let localSite () =
     let home = tempDir "local"
     { Backend = "local disk"; Location = "file://" + Path.Combine(home, "cache"); Env = []; Home = home }
 
 let motoSite () =
-    let ep = requireEnv "PTD_TEST_MOTO_ENDPOINT" "moto_server (S3 emulator)"
+    let ep = requireEnv Emulators.motoVariable Emulators.motoServer
     { Backend = "moto (S3)"
       Location =
         sprintf "s3://ptd-cache-cli/%s?endpoint=%s&region=us-east-1&create=true&accessKeyEnv=PTD_TEST_MOTO_ACCESS&secretKeyEnv=PTD_TEST_MOTO_SECRET"
@@ -131,7 +107,7 @@ let motoSite () =
       Home = tempDir "moto" }
 
 let azuriteSite () =
-    let conn = requireEnv "PTD_TEST_AZURITE_CONNECTION" "Azurite (Azure Blob emulator)"
+    let conn = requireEnv Emulators.azuriteVariable Emulators.azuriteServer
     { Backend = "Azurite (Azure Blob)"
       Location = sprintf "azblob://ptd-cache-cli/%s?connectionStringEnv=PTD_TEST_AZURITE_CONNECTION&create=true" (uniqueSegment "cli")
       Env = [ "PTD_TEST_AZURITE_CONNECTION", conn ]

@@ -29,12 +29,7 @@ let private envOf (pairs: (string * string) list) =
     let m = Map.ofList pairs
     Func<string, string>(fun n -> match Map.tryFind n m with Some v -> v | None -> null)
 
-let private freePort () =
-    let l = new TcpListener(IPAddress.Loopback, 0)
-    l.Start()
-    let port = (l.LocalEndpoint :?> IPEndPoint).Port
-    l.Stop()
-    port
+let private freePort () = Ptd.Tests.Emulators.freePort ()
 
 let private sampleDll () =
     let p = Path.Combine(repoRoot, "examples", "WorkerService", "bin", configuration, "net10.0", "Ptd.Examples.WorkerService.dll")

@@ -3,6 +3,7 @@ module Ptd.Core.Tests.DistributionTests
 open System
 open Expecto
 open Ptd.Core
+open Ptd.Tests
 open Ptd.Core.Tests
 
 // ---------------------------------------------------------------------------------------------

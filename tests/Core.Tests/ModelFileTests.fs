@@ -5,6 +5,7 @@ open Expecto
 open FsCheck
 open FsCheck.FSharp
 open Ptd.Core
+open Ptd.Tests
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

@@ -3,6 +3,7 @@ module Ptd.Core.Tests.MomentTests
 open System
 open Expecto
 open Ptd.Core
+open Ptd.Tests
 open Ptd.Core.Tests.Reference
 
 let close tol (actual: float) (expected: float) msg =

@@ -6,6 +6,7 @@ open Expecto
 open FsCheck
 open FsCheck.FSharp
 open Ptd.Core
+open Ptd.Tests
 open Ptd.Core.Tests.TraceGraphs
 
 /// The named models with θ samplers: (name, graph, θ for a random source).

@@ -75,12 +75,12 @@ let backends : Backend list =
       { Name = "moto"
         Open =
           fun () ->
-              let ep = requireEnv "PTD_TEST_MOTO_ENDPOINT" "moto_server (S3 emulator)"
+              let ep = requireEnv Ptd.Tests.Emulators.motoVariable Ptd.Tests.Emulators.motoServer
               openStore (s3Location ep (uniqueSegment "conf") "&accessKeyEnv=PTD_TEST_MOTO_ACCESS&secretKeyEnv=PTD_TEST_MOTO_SECRET")
         BadAccess =
           fun () ->
               // moto accepts any signature, so the bad case is a credential variable that is not set.
-              let ep = requireEnv "PTD_TEST_MOTO_ENDPOINT" "moto_server (S3 emulator)"
+              let ep = requireEnv Ptd.Tests.Emulators.motoVariable Ptd.Tests.Emulators.motoServer
               openStore (s3Location ep "bad" "&accessKeyEnv=PTD_TEST_MOTO_ACCESS&secretKeyEnv=PTD_TEST_UNSET_SECRET_VARIABLE")
         Secret = "testing-secret"
         BadKind = BlobStoreErrorKind.Unauthorized
@@ -89,11 +89,11 @@ let backends : Backend list =
       { Name = "s3rver"
         Open =
           fun () ->
-              let ep = requireEnv "PTD_TEST_S3RVER_ENDPOINT" "s3rver (S3 emulator)"
+              let ep = requireEnv Ptd.Tests.Emulators.s3rverVariable Ptd.Tests.Emulators.s3rverServer
               openStore (s3Location ep (uniqueSegment "conf") "&accessKeyEnv=PTD_TEST_S3RVER_ACCESS&secretKeyEnv=PTD_TEST_S3RVER_SECRET&conditionalPut=false")
         BadAccess =
           fun () ->
-              let ep = requireEnv "PTD_TEST_S3RVER_ENDPOINT" "s3rver (S3 emulator)"
+              let ep = requireEnv Ptd.Tests.Emulators.s3rverVariable Ptd.Tests.Emulators.s3rverServer
               // s3rver checks the access key id (it does not verify version-4 signatures).
               openStore (s3Location ep "bad" "&accessKeyEnv=PTD_TEST_S3RVER_BAD_ACCESS&secretKeyEnv=PTD_TEST_S3RVER_BAD_SECRET&conditionalPut=false")
         Secret = "not-the-s3rver-secret-4f1c"

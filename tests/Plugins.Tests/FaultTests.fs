@@ -91,7 +91,7 @@ let tests =
         }
 
         testT "an object corrupted behind the cache's back on S3 (moto) is detected, evicted and recomputed" <| fun () -> task {
-            let ep = requireEnv "PTD_TEST_MOTO_ENDPOINT" "moto_server (S3 emulator)"
+            let ep = requireEnv Ptd.Tests.Emulators.motoVariable Ptd.Tests.Emulators.motoServer
             let prefix = uniqueSegment "fault"
             let location = $"s3://ptd-faults/{prefix}?endpoint={Uri.EscapeDataString(ep: string)}&region=us-east-1&create=true&accessKeyEnv=PTD_TEST_MOTO_ACCESS&secretKeyEnv=PTD_TEST_MOTO_SECRET"
             let cache = cacheOver [] [ location + "&name=s3" ]

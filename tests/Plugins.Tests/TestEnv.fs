@@ -3,23 +3,16 @@ module Ptd.Plugins.Tests.TestEnv
 
 open System
 open System.IO
-open System.Net
-open System.Net.Sockets
-open System.Reflection
 open System.Security.Cryptography
 open Ptd.Storage
 open Ptd.Host.Composition
-
-let private metadata name =
-    Assembly.GetExecutingAssembly().GetCustomAttributes<AssemblyMetadataAttribute>()
-    |> Seq.find (fun a -> a.Key = name)
-    |> fun a -> a.Value
+open Ptd.Tests
 
 /// ptd's plugins folder (where the build deploys localdisk, s3 and azureblob).
-let pluginsDir = metadata "PtdPluginsDir"
+let pluginsDir = BuildInfo.metadata "PtdPluginsDir"
 
 /// The test plugin's build output, itself a plugin directory.
-let testPluginsDir = metadata "PtdTestPluginsDir"
+let testPluginsDir = BuildInfo.metadata "PtdTestPluginsDir"
 
 /// The repository root (holds PtdPipeline.sln and node_modules).
 let repoRoot =
@@ -31,26 +24,13 @@ let repoRoot =
 
 /// This run's scratch root, under build.fsx's work dir (PTD_TEST_WORK_DIR) or the system temp dir; removed at exit
 /// (the conformance suite writes 20 MB values).
-let private scratchRoot =
-    lazy (
-        let parent =
-            match Environment.GetEnvironmentVariable "PTD_TEST_WORK_DIR" with
-            | null | "" -> Path.Combine(Path.GetTempPath(), "ptd-plugins-tests")
-            | d -> Path.Combine(d, "plugins-tests")
-        let root = Path.Combine(parent, Guid.NewGuid().ToString("N").Substring(0, 8))
-        Directory.CreateDirectory root |> ignore
-        AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> try Directory.Delete(root, true) with _ -> ())
-        root)
+let private scratch = TempDirs.Scratch("ptd-plugins-tests", "plugins-tests")
 
 /// A fresh directory for one test.
-let tempDir (name: string) =
-    let root = scratchRoot.Value
-    let dir = Path.Combine(root, sprintf "%s-%s" name (Guid.NewGuid().ToString("N").Substring(0, 8)))
-    Directory.CreateDirectory dir |> ignore
-    dir
+let tempDir (name: string) = scratch.Dir name
 
 /// A unique, key-safe segment for isolating tests that share a server.
-let uniqueSegment (name: string) = sprintf "%s-%s" name (Guid.NewGuid().ToString("N").Substring(0, 12))
+let uniqueSegment (name: string) = TempDirs.uniqueSegment name
 
 let randomBytes (seed: int) (n: int) =
     let b = Array.zeroCreate<byte> n
@@ -59,23 +39,15 @@ let randomBytes (seed: int) (n: int) =
 
 let sha256 (b: byte[]) = Convert.ToHexString(SHA256.HashData b)
 
-let freePort () =
-    let l = new TcpListener(IPAddress.Loopback, 0)
-    l.Start()
-    let port = (l.LocalEndpoint :?> IPEndPoint).Port
-    l.Stop()
-    port
+let freePort () = Emulators.freePort ()
 
 /// An emulator endpoint from the environment, or a failure that names the missing server.
 let requireEnv (variable: string) (server: string) =
-    match Environment.GetEnvironmentVariable variable with
-    | null | "" ->
-        failwithf "%s is not available: %s is not set. Run the suite with `dotnet fsi build.fsx test` (which starts it), or start %s yourself and set %s (see docs/writing-a-storage-plugin.md, Testing)." server variable server variable
-    | v -> v
+    Emulators.require failwith { How = " yourself"; SeeAlso = " (see docs/writing-a-storage-plugin.md, Testing)" } variable server
 
 /// The Azurite connection string; checks that its account key is base64 (a wrong key makes every call fail obscurely).
 let azuriteConnection () =
-    let conn = requireEnv "PTD_TEST_AZURITE_CONNECTION" "Azurite (Azure Blob emulator)"
+    let conn = requireEnv Emulators.azuriteVariable Emulators.azuriteServer
     let m = Text.RegularExpressions.Regex.Match(conn, "AccountKey=([^;]*)")
     let valid =
         m.Success

@@ -5,20 +5,13 @@ module Ptd.Reliability.Tests.Env
 open System
 open System.Diagnostics
 open System.IO
-open System.Net
-open System.Net.Sockets
-open System.Reflection
 open System.Text.Json
-
-let private metadata name =
-    Assembly.GetExecutingAssembly().GetCustomAttributes<AssemblyMetadataAttribute>()
-    |> Seq.find (fun a -> a.Key = name)
-    |> fun a -> a.Value
+open Ptd.Tests
 
 /// ptd's plugins folder (the build deploys localdisk, s3 and azureblob there).
-let pluginsDir = metadata "PtdPluginsDir"
+let pluginsDir = BuildInfo.metadata "PtdPluginsDir"
 
-let configuration = metadata "Configuration"
+let configuration = BuildInfo.metadata "Configuration"
 
 /// ptd.dll of this test assembly's configuration (built first: see the project reference).
 let ptdDll =
@@ -38,22 +31,10 @@ let setting (name: string) (fallback: int) =
         | true, n when n > 0 -> n
         | _ -> failwithf "%s=%s: expected a positive integer" name v
 
-let private scratchRoot =
-    lazy (
-        let parent =
-            match Environment.GetEnvironmentVariable "PTD_TEST_WORK_DIR" with
-            | null | "" -> Path.Combine(Path.GetTempPath(), "ptd-reliability-tests")
-            | d -> Path.Combine(d, "reliability-tests")
-        let root = Path.Combine(parent, Guid.NewGuid().ToString("N").Substring(0, 8))
-        Directory.CreateDirectory root |> ignore
-        AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> try Directory.Delete(root, true) with _ -> ())
-        root)
+let private scratch = TempDirs.Scratch("ptd-reliability-tests", "reliability-tests")
 
 /// A fresh directory for one test.
-let tempDir (name: string) =
-    let dir = Path.Combine(scratchRoot.Value, sprintf "%s-%s" name (Guid.NewGuid().ToString("N").Substring(0, 8)))
-    Directory.CreateDirectory dir |> ignore
-    dir
+let tempDir (name: string) = scratch.Dir name
 
 /// Variables a child must not inherit: the user's cache setup would leak into the runs.
 let private cleared = [ "PTD_CACHE"; "PTD_CACHE_CONFIG"; "PTD_CACHE_DIR"; "PTD_CACHE_STATS"; "PTD_PLUGIN_PATH" ]
@@ -101,49 +82,9 @@ let json (text: string) =
     try JsonDocument.Parse(text).RootElement
     with e -> failwithf "not JSON (%s): %s" e.Message text
 
-let freePort () =
-    let l = new TcpListener(IPAddress.Loopback, 0)
-    l.Start()
-    let port = (l.LocalEndpoint :?> IPEndPoint).Port
-    l.Stop()
-    port
-
-let private onPath (exe: string) =
-    (Environment.GetEnvironmentVariable "PATH").Split(':')
-    |> Array.exists (fun d -> d <> "" && File.Exists(Path.Combine(d, exe)))
-
 /// The S3 emulator: build.fsx's moto (PTD_TEST_MOTO_ENDPOINT), else a moto_server started here on a free
 /// 127.0.0.1 port and stopped when the tests end; None when neither is available.
-let motoEndpoint =
-    lazy (
-        match Environment.GetEnvironmentVariable "PTD_TEST_MOTO_ENDPOINT" with
-        | null | "" when onPath "moto_server" ->
-            let port = freePort ()
-            let psi = ProcessStartInfo("moto_server", [ "-H"; "127.0.0.1"; "-p"; string port ])
-            psi.RedirectStandardOutput <- true
-            psi.RedirectStandardError <- true
-            psi.UseShellExecute <- false
-            let p = Process.Start psi
-            p.OutputDataReceived.Add ignore
-            p.ErrorDataReceived.Add ignore
-            p.BeginOutputReadLine()
-            p.BeginErrorReadLine()
-            AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> try p.Kill true with _ -> ())
-            let deadline = DateTime.UtcNow.AddSeconds 30.0
-            let rec wait () =
-                if p.HasExited then None
-                elif DateTime.UtcNow > deadline then None
-                else
-                    try
-                        use c = new TcpClient()
-                        c.Connect(IPAddress.Loopback, port)
-                        Some(sprintf "http://127.0.0.1:%d" port)
-                    with _ ->
-                        Threading.Thread.Sleep 200
-                        wait ()
-            wait ()
-        | null | "" -> None
-        | ep -> Some ep)
+let motoEndpoint = Emulators.motoOrStart
 
 /// Credentials for moto (it accepts any); passed to workers as variables the location names.
 let motoEnv = [ "PTD_TEST_MOTO_ACCESS", "testing"; "PTD_TEST_MOTO_SECRET", "moto-secret" ]

@@ -3,63 +3,35 @@
 module Ptd.RemoteFaults.Tests.Env
 
 open System
-open System.IO
-open System.Net
-open System.Net.Sockets
-open System.Reflection
 open System.Threading.Tasks
 open Expecto
 open Ptd.Storage
 open Ptd.Host.Composition
-
-let private metadata name =
-    Assembly.GetExecutingAssembly().GetCustomAttributes<AssemblyMetadataAttribute>()
-    |> Seq.find (fun a -> a.Key = name)
-    |> fun a -> a.Value
+open Ptd.Tests
 
 /// ptd's plugins folder (where the build deploys localdisk, s3 and azureblob).
-let pluginsDir = metadata "PtdPluginsDir"
+let pluginsDir = BuildInfo.metadata "PtdPluginsDir"
 
-let private scratchRoot =
-    lazy (
-        let parent =
-            match Environment.GetEnvironmentVariable "PTD_TEST_WORK_DIR" with
-            | null | "" -> Path.Combine(Path.GetTempPath(), "ptd-remote-faults")
-            | d -> Path.Combine(d, "remote-faults")
-        let root = Path.Combine(parent, Guid.NewGuid().ToString("N").Substring(0, 8))
-        Directory.CreateDirectory root |> ignore
-        AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> try Directory.Delete(root, true) with _ -> ())
-        root)
+let private scratch = TempDirs.Scratch("ptd-remote-faults", "remote-faults")
 
 /// A fresh directory for one test.
-let tempDir (name: string) =
-    let dir = Path.Combine(scratchRoot.Value, sprintf "%s-%s" name (Guid.NewGuid().ToString("N").Substring(0, 8)))
-    Directory.CreateDirectory dir |> ignore
-    dir
+let tempDir (name: string) = scratch.Dir name
 
 /// A unique, key-safe segment that isolates tests sharing a server.
-let uniqueSegment (name: string) = sprintf "%s-%s" name (Guid.NewGuid().ToString("N").Substring(0, 12))
+let uniqueSegment (name: string) = TempDirs.uniqueSegment name
 
-let freePort () =
-    let l = new TcpListener(IPAddress.Loopback, 0)
-    l.Start()
-    let port = (l.LocalEndpoint :?> IPEndPoint).Port
-    l.Stop()
-    port
+let freePort () = Emulators.freePort ()
 
 /// An emulator endpoint from the environment, or a failure that names the missing server and how to start it.
 let requireEnv (variable: string) (server: string) =
-    match Environment.GetEnvironmentVariable variable with
-    | null | "" ->
-        failwithf "%s is not available: %s is not set. Run the suite with `dotnet fsi build.fsx test` (which starts it), or start %s yourself on 127.0.0.1 and set %s (see docs/RELIABILITY.md)." server variable server variable
-    | v -> v
+    Emulators.require failwith { How = " yourself on 127.0.0.1"; SeeAlso = " (see docs/RELIABILITY.md)" } variable server
 
 /// moto's base URL, e.g. http://127.0.0.1:5000.
-let motoEndpoint () = Uri(requireEnv "PTD_TEST_MOTO_ENDPOINT" "moto_server (S3 emulator)")
+let motoEndpoint () = Uri(requireEnv Emulators.motoVariable Emulators.motoServer)
 
 /// Azurite's connection string and its blob endpoint.
 let azurite () =
-    let conn = requireEnv "PTD_TEST_AZURITE_CONNECTION" "Azurite (Azure Blob emulator)"
+    let conn = requireEnv Emulators.azuriteVariable Emulators.azuriteServer
     let m = Text.RegularExpressions.Regex.Match(conn, "BlobEndpoint=(http://[^;/]+)(/[^;]*)?;?")
     if not m.Success then failwithf "PTD_TEST_AZURITE_CONNECTION has no BlobEndpoint=http://host:port/account part"
     conn, Uri(m.Groups.[1].Value)

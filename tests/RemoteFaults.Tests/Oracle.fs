@@ -4,6 +4,7 @@ module Ptd.RemoteFaults.Tests.Oracle
 
 open System
 open Ptd.Core
+open Ptd.Tests
 
 /// A model of the workload and the parameters it is evaluated at.
 type Case = { Name: string; Graph: Graph; Theta: float[] }
@@ -22,57 +23,9 @@ let workload =
       case "twodeme:n=4" (Models.twoDeme 4)
       case "twodeme:n=6" (Models.twoDeme 6) ]
 
-let private solve (a: float[,]) (b: float[]) =
-    let n = b.Length
-    let m = Array2D.copy a
-    let x = Array.copy b
-    for c in 0 .. n - 1 do
-        let mutable p = c
-        for r in c + 1 .. n - 1 do
-            if abs m.[r, c] > abs m.[p, c] then p <- r
-        if p <> c then
-            for k in 0 .. n - 1 do
-                let t = m.[c, k]
-                m.[c, k] <- m.[p, k]
-                m.[p, k] <- t
-            let t = x.[c]
-            x.[c] <- x.[p]
-            x.[p] <- t
-        for r in c + 1 .. n - 1 do
-            let f = m.[r, c] / m.[c, c]
-            if f <> 0.0 then
-                for k in c .. n - 1 do m.[r, k] <- m.[r, k] - f * m.[c, k]
-                x.[r] <- x.[r] - f * x.[c]
-    for c in n - 1 .. -1 .. 0 do
-        let mutable s = x.[c]
-        for k in c + 1 .. n - 1 do s <- s - m.[c, k] * x.[k]
-        x.[c] <- s / m.[c, c]
-    x
-
-/// [E[T]; E[T²]] by dense linear algebra on (α, S) read straight from the graph's edges.
-let denseMoments (c: Case) =
-    let g = c.Graph
-    let w = g.Weights c.Theta
-    let transient = [| for v in 1 .. g.VertexCount - 1 do if g.OutDegree v > 0 then v |]
-    let idx = Array.create g.VertexCount -1
-    transient |> Array.iteri (fun i v -> idx.[v] <- i)
-    let n = transient.Length
-    let alpha = Array.zeroCreate n
-    let startTotal = seq { for e in g.EdgeStart 0 .. g.EdgeEnd 0 - 1 -> w.[e] } |> Seq.sum
-    for e in g.EdgeStart 0 .. g.EdgeEnd 0 - 1 do
-        let t = g.Target e
-        if idx.[t] >= 0 then alpha.[idx.[t]] <- alpha.[idx.[t]] + w.[e] / startTotal
-    // −S: exit rates on the diagonal, minus the rates between transient states off it.
-    let negS = Array2D.zeroCreate n n
-    for i in 0 .. n - 1 do
-        let v = transient.[i]
-        for e in g.EdgeStart v .. g.EdgeEnd v - 1 do
-            negS.[i, i] <- negS.[i, i] + w.[e]
-            let t = g.Target e
-            if idx.[t] >= 0 then negS.[i, idx.[t]] <- negS.[i, idx.[t]] - w.[e]
-    let x = solve negS (Array.create n 1.0)
-    let y = solve negS x
-    [| Array.fold2 (fun s a b -> s + a * b) 0.0 alpha x; 2.0 * Array.fold2 (fun s a b -> s + a * b) 0.0 alpha y |]
+/// [E[T]; E[T²]] by dense linear algebra on (α, S) read straight from the graph's edges (the shared oracle of
+/// tests/Shared/Dense.fs: E[T^k] = k! α (−S)^{−k} 1).
+let denseMoments (c: Case) = Dense.momentsUnrewarded c.Graph c.Theta 2
 
 /// The moments of the same case from a trace (what the pipeline computes from a cached or recorded trace).
 let traceMoments (c: Case) (t: Trace) = TraceEval.moments t c.Theta (Rewards.ones c.Graph) 2

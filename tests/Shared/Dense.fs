@@ -1,6 +1,6 @@
 /// Dense linear algebra as an independent oracle: (α, S) straight from the graph's edges (not
 /// through the core's matrix export), solved by Gaussian elimination with partial pivoting.
-module Ptd.Core.Tests.Dense
+module Ptd.Tests.Dense
 
 open Ptd.Core
 
