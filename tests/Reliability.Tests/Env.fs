@@ -5,6 +5,7 @@ module Ptd.Reliability.Tests.Env
 open System
 open System.Diagnostics
 open System.IO
+open System.Reflection
 open System.Text.Json
 open Ptd.Tests
 
