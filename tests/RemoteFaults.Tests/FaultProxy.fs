@@ -41,6 +41,10 @@ type Mode =
     | CorruptUploads
     /// Send the head at once, then every object body `chunk` bytes at a time, one chunk per `interval`.
     | Trickle of chunk: int * interval: TimeSpan
+    /// Answer every object GET with `bytes` bytes of junk instead of the object, streamed as fast as the client takes
+    /// them. With `declare` the Content-Length says `bytes` (an honest but huge length); without, there is none and the
+    /// body runs until the connection closes (with a huge `bytes`, an endless body). Stops when the client hangs up.
+    | Flood of declare: bool * bytes: int64
 
 /// What the proxy did (counts since it started).
 type ProxyCounters =
@@ -54,6 +58,9 @@ type ProxyCounters =
       ErrorsServed: int
       CorruptedUploads: int
       Trickled: int
+      Flooded: int
+      /// Body bytes the Flood mode got into the client's socket (what the client could have read).
+      FloodBytes: int64
       ModeChanges: int }
 
 /// A small buffered reader over a socket stream: HTTP heads by line, bodies by length.
@@ -235,6 +242,9 @@ type FaultProxy(upstream: Uri) =
     let mutable errorsServed = 0
     let mutable corruptedUploads = 0
     let mutable trickled = 0
+    let mutable flooded = 0
+    let mutable floodBytes = 0L
+    let junk = Array.init 65536 (fun i -> byte (i * 31 + 7))
     let mutable modeChanges = 0
 
     let isObjectBody (request: Head) (response: Head) (body: byte[]) =
@@ -375,6 +385,17 @@ type FaultProxy(upstream: Uri) =
                                         let n = min chunk (respBody.Length - at)
                                         do! cs.WriteAsync(respBody, at, n, ct)
                                         at <- at + n
+                                | Flood(declare, bytes) when object ->
+                                    Interlocked.Increment(&flooded) |> ignore
+                                    let h = head.Without([ "Content-Length"; "Content-MD5"; "x-amz-checksum-crc32"; "x-ms-blob-content-md5"; "Content-Range" ])
+                                    let h = (if declare then h.With("Content-Length", string bytes) else h).With("Connection", "close")
+                                    do! send cs (h.Bytes()) ct
+                                    let mutable left = bytes
+                                    while left > 0L do
+                                        let n = int (min left (int64 junk.Length))
+                                        do! cs.WriteAsync(junk, 0, n, ct)
+                                        Interlocked.Add(&floodBytes, int64 n) |> ignore
+                                        left <- left - int64 n
                                 | _ -> do! send cs (framed respBody) ct
                         if client.Connected then
                             try client.Client.Shutdown SocketShutdown.Send with _ -> ()
@@ -451,6 +472,8 @@ type FaultProxy(upstream: Uri) =
           ErrorsServed = Volatile.Read &errorsServed
           CorruptedUploads = Volatile.Read &corruptedUploads
           Trickled = Volatile.Read &trickled
+          Flooded = Volatile.Read &flooded
+          FloodBytes = Interlocked.Read &floodBytes
           ModeChanges = lock gate (fun () -> modeChanges) }
 
     interface IDisposable with

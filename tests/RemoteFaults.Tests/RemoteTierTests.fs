@@ -71,15 +71,18 @@ type Rig =
             r.Store.Dispose()
             r.Cache.DisposeAsync().AsTask() |> runUnit
 
-let rig (remote: Remote) (location: string) (withLocal: bool) (timeout: TimeSpan) (coolDown: TimeSpan) =
+let rigWith (configure: ArtifactCacheOptions -> unit) (remote: Remote) (location: string) (withLocal: bool) (timeout: TimeSpan) (coolDown: TimeSpan) =
     let time = ManualTime(DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero))
     let log = ConcurrentQueue<string>()
     let o = ArtifactCacheOptions(AutoEvict = false, StoreContext = remote.Context, ThrowOnTierError = true, TimeProvider = time, Log = Action<string>(log.Enqueue))
+    configure o
     let localDir = if withLocal then Some(tempDir "local") else None
     localDir |> Option.iter (fun d -> o.Tiers.Add(CacheTierOptions(Location = $"file://{d}?fsync=false", Name = "local")))
     o.Tiers.Add(CacheTierOptions(Location = location, Name = "remote", Timeout = Nullable timeout, CoolDown = Nullable coolDown))
     let cache = ArtifactCache.Create(o, registry.Value)
     { Cache = cache; Store = new TraceStore(cache); Time = time; LocalDir = localDir; Log = log }
+
+let rig remote location withLocal timeout coolDown = rigWith ignore remote location withLocal timeout coolDown
 
 /// The result of running models through a store: how many disagreed with the oracle, where they came from, how long.
 type RunResult =
@@ -476,6 +479,72 @@ let scenarios (backend: Backend) =
         }
     ]
 
+/// Oversized bodies. They measure the process's allocations (GC.GetTotalAllocatedBytes counts every thread), so they
+/// run alone: sequenced, after the parallel tests, never beside the other backend's scenarios.
+let private testTAlone name body = testSequenced (testT name body)
+
+let floodScenarios (backend: Backend) =
+    let all = workload
+    let tag = name backend
+    // The largest entry the cache accepts in the flood scenarios; every workload trace is far smaller.
+    let maxEntry = 4L <<< 20
+    let readLimit = CacheEnvelope.MaxEnvelopeBytes maxEntry
+    let mib (b: int64) = float b / 1048576.0
+    [
+    for label, detail, declare, bytes in
+        [ "endless body (no Content-Length, 1 TiB offered per read)", "flood", false, 1L <<< 40
+          "huge declared Content-Length (8 GiB)", "hugelen", true, 8L <<< 30 ] do
+        testTAlone $"{label}: refused at the read limit, memory bounded, counted as rejections, results correct" <| fun () -> task {
+            use remote = remoteFor backend detail 0
+            do! populate remote all
+            do! warm remote
+            let small (o: ArtifactCacheOptions) = o.MaxEntryBytes <- maxEntry
+            // Baseline: the same lookups recorded against an empty remote (what the flood run does besides reading).
+            use empty = remoteFor backend (detail + "-base") 0
+            use b = rigWith small empty empty.ViaProxy true generous longCoolDown
+            let before0 = GC.GetTotalAllocatedBytes true
+            let! baseRes = runCases b.Store all
+            let baseline = GC.GetTotalAllocatedBytes true - before0
+            Expect.equal baseRes.Recorded all.Length "the baseline records everything"
+            remote.Proxy.SetMode(Flood(declare, bytes))
+            use r = rigWith small remote remote.ViaProxy true generous longCoolDown
+            let before = GC.GetTotalAllocatedBytes true
+            let! res = runCases r.Store all
+            let allocated = GC.GetTotalAllocatedBytes true - before
+            Expect.equal res.Wrong 0 "no wrong result"
+            Expect.equal res.Recorded all.Length "all recomputed"
+            let s = r.Remote
+            Expect.equal (s.Rejected, s.Hits, s.MissesError, s.MissesTimeout) (int64 all.Length, 0L, 0L, 0L) $"every oversized read refused and counted as a rejection ({countersText s}):
+{r.Logged}"
+            Expect.equal (match s.RejectedByReason.TryGetValue "TooLargeInStore" with | true, n -> n | _ -> 0L) (int64 all.Length) $"rejected as too large:
+{r.Logged}"
+            Expect.stringContains r.Logged "refused" "the log says the read was refused"
+            Expect.equal r.Local.Backfills 0L "nothing back-filled"
+            Expect.equal (r.Store.GetStatistics().CacheFailures) 0L "no cache failure reached the store"
+            let c = remote.Proxy.Counters
+            Expect.equal c.Flooded all.Length "every read was flooded"
+            // An unbounded reader allocates at least what it receives; this one stops at the limit. Beyond the baseline,
+            // each read may cost its buffers (doubled up to the limit: the discarded ones sum to < 2 × limit, the last is
+            // at most the limit) plus the SDK's per-request
+            // allocations and the extra delete of the rejected entry (measured at about 1.2 MiB with the S3 SDK): 2 MiB.
+            let overhead = allocated - baseline
+            let perRequest = 2L <<< 20
+            let bound = int64 all.Length * (3L * readLimit + perRequest)
+            Expect.isLessThan overhead bound $"allocated {mib allocated:F1} MiB, baseline {mib baseline:F1} MiB: the reads cost more than {all.Length} × (3 × limit + 2 MiB)"
+            if declare then
+                // Refused on the header: no body buffer at all, less than one limit's worth per read.
+                Expect.isLessThan overhead (int64 all.Length * perRequest) $"refused before reading: overhead {mib overhead:F1} MiB"
+            else
+                Expect.isGreaterThan c.FloodBytes (int64 all.Length * readLimit) "the client was offered more than the limit on every read"
+            remote.Proxy.SetMode PassThrough
+            let! count, valid = remoteValidEntries remote
+            Expect.equal (count, valid) (all.Length, all.Length) "the remote was repaired"
+            let offered = if declare then sprintf "%.0f MiB" (mib bytes) else "an endless body"
+            note $"{tag} | {label}, read limit {mib readLimit:F2} MiB | {all.Length} reads; offered {offered} each, into the socket {mib c.FloodBytes:F1} MiB in all | allocated {mib allocated:F1} MiB, recording baseline {mib baseline:F1} MiB, so {mib overhead / float all.Length:F2} MiB per read | remote: {countersText s}; wrong 0 | elapsed {res.Elapsed.TotalSeconds:F2} s"
+        }
+
+    ]
+
 // Each backend's scenarios run one after another (they measure elapsed time); the two backends, which use different
 // emulators, run side by side to keep the suite short.
 [<Tests>]
@@ -483,4 +552,6 @@ let tests =
     testList "remote-faults" [
         testSequencedGroup "remote-faults-s3" (testList "s3" (scenarios S3))
         testSequencedGroup "remote-faults-azure" (testList "azure" (scenarios Azure))
+        testList "s3" (floodScenarios S3)
+        testList "azure" (floodScenarios Azure)
     ]

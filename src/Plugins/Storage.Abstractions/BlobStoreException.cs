@@ -29,6 +29,14 @@ public enum BlobStoreErrorKind
     /// checksum). The caller should treat the key as damaged: the host counts it as a rejected entry and rewrites it.
     /// </summary>
     Corrupt = 7,
+
+    /// <summary>
+    /// The stored value is larger than the caller's read limit (<see cref="BlobStoreContext.MaxReadBytes"/>): the
+    /// server declared or streamed more bytes than that, and the read stopped there. Like <see cref="Corrupt"/>, the
+    /// entry is bad, not the store: the host counts it as a rejected entry. Added after the first release; hosts
+    /// that do not know it treat it as <see cref="Unknown"/>.
+    /// </summary>
+    TooLarge = 8,
 }
 
 /// <summary>

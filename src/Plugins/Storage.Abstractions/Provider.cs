@@ -66,4 +66,25 @@ public sealed class BlobStoreContext
 
     /// <summary>The clock for timestamps (tests may substitute it).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>The default <see cref="MaxReadBytes"/>: 1 GiB (the cache's default largest entry) plus 2 MiB for its envelope.</summary>
+    public const long DefaultMaxReadBytes = (1L << 30) + (2L << 20);
+
+    /// <summary>
+    /// The largest value a store opened with this context may read, in bytes. A read whose declared or streamed length
+    /// exceeds it must stop there (without buffering the rest) and throw <see cref="BlobStoreException"/> of kind
+    /// <see cref="BlobStoreErrorKind.TooLarge"/>; <see cref="BlobBodyReader"/> does this for a stream. The host sets it
+    /// from its largest cache entry; providers that ignore it keep working (they are just not protected against a
+    /// server that sends an endless body).
+    /// </summary>
+    public long MaxReadBytes { get; init; } = DefaultMaxReadBytes;
+
+    /// <summary>A copy of this context with another <see cref="MaxReadBytes"/>.</summary>
+    /// <param name="maxReadBytes">The read limit in bytes (positive).</param>
+    /// <returns>The copy.</returns>
+    public BlobStoreContext WithMaxReadBytes(long maxReadBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxReadBytes);
+        return new BlobStoreContext { GetEnvironmentVariable = GetEnvironmentVariable, TimeProvider = TimeProvider, MaxReadBytes = maxReadBytes };
+    }
 }

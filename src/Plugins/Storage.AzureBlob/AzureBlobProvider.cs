@@ -94,7 +94,7 @@ public sealed class AzureBlobProvider : IBlobStoreProvider
                     $"{display}: the connection string in '{variable}' is malformed ({e.GetType().Name})");
             }
         }
-        return new AzureBlobStore(service.GetBlobContainerClient(container), prefix, display, readOnly: anonymous, createContainer: location.GetBool("create", false));
+        return new AzureBlobStore(service.GetBlobContainerClient(container), prefix, display, readOnly: anonymous, createContainer: location.GetBool("create", false), maxReadBytes: context.MaxReadBytes);
     }
 
     private static int ParseRetries(string? text, string display)

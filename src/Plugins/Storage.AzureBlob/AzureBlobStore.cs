@@ -19,6 +19,7 @@ public sealed class AzureBlobStore : IBlobStore
     private readonly string _prefix;
     private readonly bool _readOnly;
     private readonly bool _createContainer;
+    private readonly long _maxReadBytes;
 
     /// <summary>How many blob deletes <see cref="DeletePrefixAsync"/> keeps in flight.</summary>
     public const int DeleteParallelism = 16;
@@ -29,8 +30,11 @@ public sealed class AzureBlobStore : IBlobStore
     /// <param name="displayName">The redacted location.</param>
     /// <param name="readOnly">Refuse writes and deletes.</param>
     /// <param name="createContainer">Create the container when a write finds it missing.</param>
-    public AzureBlobStore(BlobContainerClient container, string prefix, string displayName, bool readOnly, bool createContainer)
+    /// <param name="maxReadBytes">The largest blob read (see <see cref="BlobStoreContext.MaxReadBytes"/>); larger ones are refused while streaming.</param>
+    public AzureBlobStore(BlobContainerClient container, string prefix, string displayName, bool readOnly, bool createContainer, long maxReadBytes = BlobStoreContext.DefaultMaxReadBytes)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxReadBytes);
+        _maxReadBytes = maxReadBytes;
         _container = container ?? throw new ArgumentNullException(nameof(container));
         _prefix = string.IsNullOrEmpty(prefix) ? "" : prefix + "/";
         _readOnly = readOnly;
@@ -61,8 +65,16 @@ public sealed class AzureBlobStore : IBlobStore
         ArgumentNullException.ThrowIfNull(key);
         try
         {
-            var response = await Blob(key).DownloadContentAsync(cancellationToken).ConfigureAwait(false);
-            return BlobReadResult.Hit(response.Value.Content.ToArray());
+            // Streaming, not DownloadContentAsync: that buffers the whole body before we could count it.
+            using var response = (await Blob(key).DownloadStreamingAsync(cancellationToken: cancellationToken).ConfigureAwait(false)).Value;
+            // 0 when the header is absent; a real empty blob reads as empty either way.
+            var declared = response.Details.ContentLength;
+            var bytes = await BlobBodyReader.ReadAsync(response.Content, declared > 0 ? declared : null, _maxReadBytes, $"{DisplayName}: read of '{key}'", cancellationToken).ConfigureAwait(false);
+            return BlobReadResult.Hit(bytes);
+        }
+        catch (BlobStoreException)
+        {
+            throw; // over the read limit, or a length mismatch: already classified
         }
         catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.BlobNotFound || (e.Status == 404 && (e.ErrorCode != BlobErrorCode.ContainerNotFound || _createContainer)))
         {

@@ -26,7 +26,7 @@ public sealed class LocalDiskProvider : IBlobStoreProvider
         var display = location.Authority.Length == 0 && location.Path.Length == 0
             ? "file://" + root.Replace('\\', '/') // show where the default location resolved to
             : location.ToDisplayString(Keys);
-        return new LocalDiskStore(root, display, location.GetBool("fsync", true), context.TimeProvider);
+        return new LocalDiskStore(root, display, location.GetBool("fsync", true), context.TimeProvider, context.MaxReadBytes);
     }
 
     /// <summary>The directory a <c>file://</c> location designates.</summary>

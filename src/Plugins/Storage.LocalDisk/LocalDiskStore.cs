@@ -24,6 +24,7 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
     private const string TempPrefix = ".tmp-";
     private const string TrashPrefix = ".trash-";
     private readonly bool _fsync;
+    private readonly long _maxReadBytes;
     private readonly TimeProvider _time;
     private readonly string _rootWithSeparator;
 
@@ -32,8 +33,11 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
     /// <param name="displayName">How the store is shown.</param>
     /// <param name="fsync">Whether to flush files to the device before publishing them.</param>
     /// <param name="timeProvider">The clock used for access times.</param>
-    public LocalDiskStore(string root, string displayName, bool fsync = true, TimeProvider? timeProvider = null)
+    /// <param name="maxReadBytes">The largest file read (see <see cref="BlobStoreContext.MaxReadBytes"/>); larger ones are refused unread.</param>
+    public LocalDiskStore(string root, string displayName, bool fsync = true, TimeProvider? timeProvider = null, long maxReadBytes = BlobStoreContext.DefaultMaxReadBytes)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxReadBytes);
+        _maxReadBytes = maxReadBytes;
         ArgumentNullException.ThrowIfNull(root);
         if (!Path.IsPathFullyQualified(root))
             throw new ArgumentException($"the store root '{root}' must be an absolute path", nameof(root));
@@ -87,7 +91,12 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
         var path = PathOf(key);
         try
         {
-            var bytes = await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+            byte[] bytes;
+            await using (var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.Asynchronous | FileOptions.SequentialScan))
+            {
+                // The file's length is the declared length: an oversized file is refused before a byte is read.
+                bytes = await BlobBodyReader.ReadAsync(file, file.Length, _maxReadBytes, $"{DisplayName}: read of '{key}'", cancellationToken).ConfigureAwait(false);
+            }
             TouchAccessTime(path);
             return BlobReadResult.Hit(bytes);
         }

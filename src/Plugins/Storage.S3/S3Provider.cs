@@ -104,6 +104,7 @@ public sealed class S3Provider : IBlobStoreProvider
             ReadOnly = anonymous,
             ConditionalPut = location.GetBool("conditionalPut", true),
             CreateBucket = location.GetBool("create", false),
+            MaxReadBytes = context.MaxReadBytes,
         });
     }
 
@@ -137,4 +138,7 @@ public sealed class S3StoreOptions
 
     /// <summary>Create the bucket when a write finds it missing.</summary>
     public bool CreateBucket { get; init; }
+
+    /// <summary>The largest object read (see <see cref="BlobStoreContext.MaxReadBytes"/>); larger ones are refused while streaming.</summary>
+    public long MaxReadBytes { get; init; } = BlobStoreContext.DefaultMaxReadBytes;
 }

@@ -65,10 +65,14 @@ public sealed class S3Store : IBlobStore
         try
         {
             using var response = await _client.GetObjectAsync(new GetObjectRequest { BucketName = _bucket, Key = ObjectName(key) }, cancellationToken).ConfigureAwait(false);
-            var length = response.ContentLength;
-            using var buffer = length > 0 && length < int.MaxValue ? new MemoryStream((int)length) : new MemoryStream();
-            await response.ResponseStream.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
-            return BlobReadResult.Hit(buffer.Length == buffer.Capacity ? buffer.GetBuffer() : buffer.ToArray());
+            // The SDK reports 0 when the header is absent; a real empty object reads as empty either way.
+            long? declared = response.ContentLength > 0 ? response.ContentLength : null;
+            var bytes = await BlobBodyReader.ReadAsync(response.ResponseStream, declared, _options.MaxReadBytes, $"{DisplayName}: read of '{key}'", cancellationToken).ConfigureAwait(false);
+            return BlobReadResult.Hit(bytes);
+        }
+        catch (BlobStoreException)
+        {
+            throw; // over the read limit, or a length mismatch: already classified
         }
         catch (AmazonS3Exception e) when (IsMissingKey(e) || (_options.CreateBucket && e.ErrorCode == "NoSuchBucket"))
         {

@@ -54,7 +54,7 @@ public static class ArtifactCache
                 var name = parsed.Name ?? $"{i}-{uri.Scheme}";
                 try
                 {
-                    var store = registry.Open(uri, options.StoreContext);
+                    var store = registry.Open(uri, options.StoreContextForTiers());
                     tiers.Add(new CacheTier(i, name, store.DisplayName, store, ownsStore: true, parsed, options, null));
                 }
                 catch (PtdException e)

@@ -101,6 +101,13 @@ public sealed class ArtifactCacheOptions
     /// <summary>Services passed to storage providers (environment access).</summary>
     public BlobStoreContext StoreContext { get; set; } = BlobStoreContext.Default;
 
+    /// <summary>
+    /// The context stores are opened with: <see cref="StoreContext"/> with its read limit set to the largest envelope of a
+    /// <see cref="MaxEntryBytes"/> payload, so a store stops reading a bigger (or endless) body instead of buffering it.
+    /// </summary>
+    /// <returns>The context for <see cref="Ptd.Host.Composition.StorageProviderRegistry.Open(StoreUri, BlobStoreContext?)"/>.</returns>
+    public BlobStoreContext StoreContextForTiers() => StoreContext.WithMaxReadBytes(CacheEnvelope.MaxEnvelopeBytes(MaxEntryBytes));
+
     /// <summary>The default <see cref="ProducerVersion"/>: <c>Ptd.Host/</c> and the assembly's informational version.</summary>
     public static string DefaultProducerVersion { get; } =
         "Ptd.Host/" + (typeof(ArtifactCacheOptions).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0");

@@ -132,6 +132,17 @@ public static class CacheEnvelope
     private const int HashLength = 32;
     private static readonly byte[] MagicBytes = [0x89, (byte)'P', (byte)'T', (byte)'D', (byte)'C', 0x0D, 0x0A, 0x1A];
 
+    /// <summary>
+    /// The largest envelope that can hold a payload of at most <paramref name="maxPayloadBytes"/>: the payload, the
+    /// longest header (three strings of <see cref="MaxStringBytes"/>) and its checksum, and room for compression that
+    /// expands incompressible data (deflate adds 5 bytes per 64 KiB block, Brotli less; 1/1024 covers both). Stores
+    /// are opened with this as their read limit (<see cref="Ptd.Storage.BlobStoreContext.MaxReadBytes"/>).
+    /// </summary>
+    /// <param name="maxPayloadBytes">The largest payload (<see cref="ArtifactCacheOptions.MaxEntryBytes"/>).</param>
+    /// <returns>The limit in bytes.</returns>
+    public static long MaxEnvelopeBytes(long maxPayloadBytes) =>
+        maxPayloadBytes >= long.MaxValue / 2 ? long.MaxValue : maxPayloadBytes + maxPayloadBytes / 1024 + FixedHeaderLength + 6 + 3L * MaxStringBytes + HashLength + 1024;
+
     /// <summary>The 8 magic bytes at the start of every envelope.</summary>
     public static ReadOnlySpan<byte> Magic => MagicBytes;
 

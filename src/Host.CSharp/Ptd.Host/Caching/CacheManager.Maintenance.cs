@@ -55,10 +55,10 @@ public sealed partial class CacheManager
                         else (reason, detail) = (v.Reason.ToString(), v.Detail);
                     }
                 }
-                catch (BlobStoreException ex) when (ex.Kind == BlobStoreErrorKind.Corrupt)
+                catch (BlobStoreException ex) when (ex.Kind is BlobStoreErrorKind.Corrupt or BlobStoreErrorKind.TooLarge)
                 {
                     checkedCount++;
-                    (reason, detail) = ("CorruptInStore", ex.Message);
+                    (reason, detail) = (ex.Kind == BlobStoreErrorKind.TooLarge ? "TooLargeInStore" : "CorruptInStore", ex.Message);
                 }
                 catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
                 {

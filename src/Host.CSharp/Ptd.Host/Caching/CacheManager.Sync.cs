@@ -71,10 +71,10 @@ public sealed partial class CacheManager
                 }
                 else already++;
             }
-            catch (BlobStoreException ex) when (ex.Kind == BlobStoreErrorKind.Corrupt)
+            catch (BlobStoreException ex) when (ex.Kind is BlobStoreErrorKind.Corrupt or BlobStoreErrorKind.TooLarge)
             {
                 rejected++;
-                problems.Add($"{e.StorageKey}: not copied, the source reports it damaged ({ex.Message})");
+                problems.Add($"{e.StorageKey}: not copied, the source reports it {(ex.Kind == BlobStoreErrorKind.TooLarge ? "too large" : "damaged")} ({ex.Message})");
             }
             catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
             {

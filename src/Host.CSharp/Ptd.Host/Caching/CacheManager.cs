@@ -273,7 +273,7 @@ public sealed partial class CacheManager : IAsyncDisposable, IDisposable
         if (!nameOrLocation.Contains("://", StringComparison.Ordinal))
             throw new PtdException($"{role} '{nameOrLocation}' is neither a tier name ({string.Join(", ", _cache.RuntimeTiers.Select(x => x.Name))}) nor a location such as file:///path or s3://bucket/prefix");
         var parsed = CacheConfiguration.ParseTier(nameOrLocation, role);
-        var store = Registry.Open(parsed.Location!, Options.StoreContext);
+        var store = Registry.Open(parsed.Location!, Options.StoreContextForTiers());
         lock (_gate) _openedStores.Add(store);
         var writable = parsed.Access == CacheTierAccess.ReadWrite && !store.Capabilities.ReadOnly;
         return new ManagedStore(store.DisplayName, -1, store.DisplayName, store, writable, parsed.Timeout ?? Options.DefaultTimeout, null);

@@ -296,9 +296,11 @@ internal sealed partial class TieredArtifactCache : IArtifactCache, IDisposable
                     _metrics.Read(tier.Index, tier.Name, kind.Name, ReadOutcome.Timeout, 0, r.Elapsed);
                     Failed(tier, "read", null);
                     continue;
-                case OpStatus.Error when r.Error is BlobStoreException { Kind: BlobStoreErrorKind.Corrupt }:
-                    // The store itself found the object damaged: the entry is bad, the tier is fine.
-                    await RejectAsync(tier, kind, storageKey, 0, r.Elapsed, "CorruptInStore", r.Error.Message, rejected, cancellationToken).ConfigureAwait(false);
+                case OpStatus.Error when r.Error is BlobStoreException { Kind: BlobStoreErrorKind.Corrupt or BlobStoreErrorKind.TooLarge } bad:
+                    // The store itself found the object damaged, or larger than any entry this cache accepts (it stopped
+                    // reading at the limit): the entry is bad, the tier is fine.
+                    await RejectAsync(tier, kind, storageKey, 0, r.Elapsed, bad.Kind == BlobStoreErrorKind.TooLarge ? "TooLargeInStore" : "CorruptInStore",
+                        bad.Message, rejected, cancellationToken).ConfigureAwait(false);
                     continue;
                 case OpStatus.Error:
                     _metrics.Read(tier.Index, tier.Name, kind.Name, ReadOutcome.Error, 0, r.Elapsed);
