@@ -138,6 +138,12 @@ let tests =
             run [ "frobnicate" ] |> badInput [ "unknown command 'frobnicate'"; "moments" ]
             run [ "moments"; "coalescent:n=4"; "--thetta"; "1" ] |> badInput [ "unknown option '--thetta'"; "--theta" ]
         }
+        test "bad input: an output file in a directory that does not exist (models, traces)" {
+            let missing = Path.Combine(tempDir (), "no-such-dir")
+            run [ "model"; "erlang"; "--k"; "3"; "-o"; Path.Combine(missing, "m.json") ] |> badInput [ "cannot write"; "does not exist" ]
+            run [ "trace"; "record"; "coalescent:n=4"; "-o"; Path.Combine(missing, "t.ptdt") ] |> badInput [ "cannot write"; "does not exist" ]
+            Expect.isFalse (Directory.Exists missing) "nothing created"
+        }
         test "bad input: θ missing, wrong length, not a number" {
             run [ "moments"; "coalescent:n=4" ] |> badInput [ "1 parameter(s)"; "--theta" ]
             run [ "moments"; "rabbits3:R=2"; "--theta"; "1,2" ] |> badInput [ "2 value(s)"; "3 parameter(s)" ]

@@ -56,20 +56,6 @@ public static class ModelSource
     public static void SaveText(string text, string path)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full) ?? ".";
-        if (!Directory.Exists(dir))
-            throw new PtdException($"cannot write '{path}': the directory '{dir}' does not exist");
-        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
-        try
-        {
-            File.WriteAllText(temp, text);
-            File.Move(temp, full, overwrite: true);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw new PtdException($"cannot write '{path}': {ex.Message}", ex);
-        }
+        AtomicFile.WriteText(path, text);
     }
 }

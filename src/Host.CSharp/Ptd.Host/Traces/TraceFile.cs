@@ -107,7 +107,7 @@ public static partial class TraceFile
     {
         ArgumentNullException.ThrowIfNull(trace);
         var bytes = TraceEncoding.encode(trace);
-        WriteAtomically(path, bytes);
+        AtomicFile.Write(path, bytes);
         return bytes.Length;
     }
 
@@ -120,27 +120,7 @@ public static partial class TraceFile
     {
         ArgumentNullException.ThrowIfNull(trace);
         var bytes = new UTF8Encoding(false).GetBytes(TraceJson.export(trace));
-        WriteAtomically(path, bytes);
+        AtomicFile.Write(path, bytes);
         return bytes.Length;
-    }
-
-    private static void WriteAtomically(string path, byte[] bytes)
-    {
-        if (string.IsNullOrWhiteSpace(path)) throw new PtdException("no output file given");
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full) ?? ".";
-        if (!Directory.Exists(dir))
-            throw new PtdException($"cannot write '{path}': the directory '{dir}' does not exist");
-        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
-        try
-        {
-            File.WriteAllBytes(temp, bytes);
-            File.Move(temp, full, overwrite: true);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw new PtdException($"cannot write '{path}': {ex.Message}", ex);
-        }
     }
 }
