@@ -167,6 +167,7 @@ let test (extra: string list) =
     let mutable passed = 0
     let mutable failed = 0
     let mutable ignored = 0
+    let failures = ResizeArray<string>()
     try
         // Isolation: no suite may read or write the user's ~/.ptd (suites that test the cache
         // pass their own directories).
@@ -183,18 +184,24 @@ let test (extra: string list) =
                 runProcess "dotnet" ([ "run"; "--project"; proj; "--no-build"; "--" ] @ extra)
                     (("PTD_TEST_SUMMARY_FILE", summary) :: ("PTD_TEST_WORK_DIR", workDir) :: env) root
             if File.Exists summary then
-                let parts = File.ReadAllText(summary).Split(' ')
+                let lines = File.ReadAllLines summary
+                let parts = lines.[0].Split(' ')
+                for line in lines |> Array.skip 1 do failures.Add(sprintf "%s: %s" name line)
                 passed <- passed + int parts.[0]
                 failed <- failed + int parts.[1]
                 ignored <- ignored + int parts.[2]
                 if code <> 0 && int parts.[1] = 0 then
                     eprintfn "[build] %s exited with %d despite no failed test: counted as one failure" name code
+                    failures.Add(sprintf "%s: exited with %d despite no failed test" name code)
                     failed <- failed + 1
             else
                 eprintfn "[build] %s crashed (exit code %d) before reporting: counted as one failure" name code
+                failures.Add(sprintf "%s: crashed (exit code %d) before reporting" name code)
                 failed <- failed + 1
     finally
         stopEmulators emulators
+    // Repeat the failures last: CI logs are often shown from the end only.
+    for f in failures do printfn "[build] FAILED %s" f
     if ignored > 0 then printfn "%d passed, %d failed, %d skipped" passed failed ignored
     else printfn "%d passed, %d failed" passed failed
     if failed > 0 then exit 1
