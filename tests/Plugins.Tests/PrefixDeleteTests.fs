@@ -57,7 +57,11 @@ let tests =
             let readers = Array.init 4 reader
             do! Task.Delay 50
             let! n = store.DeletePrefixAsync "trace/r1/g1/"
-            do! Task.Delay 50
+            // Every read after the delete is a miss; wait until a reader has made one (a fixed delay
+            // was not enough on a loaded machine, where the readers may not run for a while).
+            let deadline = DateTime.UtcNow.AddSeconds 30.0
+            while Volatile.Read &misses = 0 && DateTime.UtcNow < deadline do
+                do! Task.Delay 10
             stop.Cancel()
             do! Task.WhenAll readers
             Expect.equal n 64L "every entry counted"
