@@ -19,6 +19,9 @@ if (args.Length > 0 && args[0] == "kernels-child")
 // `-- vacuum [entries] [repeats]`: vacuum of an old local generation, prefix delete vs list + delete.
 if (args.Length > 0 && args[0] == "vacuum")
     return VacuumHarness.Run(args.Skip(1).ToArray());
+// `-- replay [rounds]`: replay vs rebuild + eliminate, interleaved rounds, wall and process CPU (supplements TraceReplayBenchmarks).
+if (args.Length > 0 && args[0] == "replay")
+    return ReplayHarness.Run(args.Skip(1).ToArray());
 // `-- euler-accuracy [maxK] [repeats]`: phasic's Euler densities and central-difference gradient at granularities
 // 1024·4^k against our exact log-likelihood + gradient (errors and times side by side; supplements TraceLikelihoodBenchmarks).
 if (args.Length > 0 && args[0] == "euler-accuracy")
