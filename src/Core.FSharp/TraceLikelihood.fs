@@ -63,7 +63,7 @@ module TraceLikelihood =
         let logPois k = float k * logMu - mu - logFactorial.[k]
         let mutable top = Double.NegativeInfinity
         for k in 0 .. steps - 1 do
-            let v = table.[k * width]
+            let v = table.[k]
             if v > 0.0 then top <- max top (logPois k + Math.Log v + float sw.Exponents.[k] * ln2)
         let logF =
             if Double.IsNegativeInfinity top then Double.NegativeInfinity
@@ -74,10 +74,10 @@ module TraceLikelihood =
                 // (or tangent) would otherwise be ∞ · 0.
                 for k in 0 .. steps - 1 do
                     let lw = logPois k + float sw.Exponents.[k] * ln2 - top
-                    let v = table.[k * width]
+                    let v = table.[k]
                     if v > 0.0 then s <- s + Math.Exp(lw + Math.Log v)
                     for j in 0 .. d - 1 do
-                        let x = table.[k * width + 1 + j]
+                        let x = table.[(1 + j) * steps + k]
                         if x <> 0.0 then acc.[j] <- acc.[j] + float (sign x) * Math.Exp(lw + Math.Log(abs x))
                 for j in 0 .. d - 1 do dlog.[j].[i] <- acc.[j] / s
                 top + Math.Log s
@@ -107,12 +107,12 @@ module TraceLikelihood =
         let f = Array.zeroCreate nObs
         let logF = Array.zeroCreate nObs
         let dlog = Array.init d (fun _ -> Array.zeroCreate nObs)
-        // One observation from its value s (in units of 2^exponent) and tangents ds.[o + j].
-        let finish (i: int) (s: float) (exponent: int) (ds: float[]) (o: int) =
+        // One observation from its value s (in units of 2^exponent) and tangents ds.[o + j·stride].
+        let finish (i: int) (s: float) (exponent: int) (ds: float[]) (o: int) (stride: int) =
             if s > 0.0 then
                 f.[i] <- Math.ScaleB(s, exponent)
                 logF.[i] <- Math.Log s + float exponent * ln2
-                for j in 0 .. d - 1 do dlog.[j].[i] <- ds.[o + j] / s
+                for j in 0 .. d - 1 do dlog.[j].[i] <- ds.[o + j * stride] / s
             else
                 f.[i] <- 0.0
                 logF.[i] <- Double.NegativeInfinity
@@ -121,11 +121,11 @@ module TraceLikelihood =
             let kMax = if nObs = 0 then 0 else int (Array.max data)
             // pmf(k) = v_{k−1} for k ≥ 1; pmf(0) = defect
             let sw = UniformizationSweep.sweep u (max 1 kMax)
-            let width = sw.Width
+            let rows = sw.Steps
             for i in 0 .. nObs - 1 do
                 let k = int data.[i]
-                if k = 0 then finish i u.Defect 0 u.DDefect 0
-                else finish i sw.Table.[(k - 1) * width] sw.Exponents.[k - 1] sw.Table ((k - 1) * width + 1)
+                if k = 0 then finish i u.Defect 0 u.DDefect 0 1
+                else finish i sw.Table.[k - 1] sw.Exponents.[k - 1] sw.Table (rows + k - 1) rows
         else
             let mutable lambda = 0.0
             for x in 1 .. g.VertexCount - 1 do
@@ -149,7 +149,8 @@ module TraceLikelihood =
                 if nObs = 0 || muMax = 0.0 then 1
                 else
                     let struct (_, hi, _) = Poisson.bounds muMax (2.0 * eps * Poisson.weight (int (Math.Floor muMax)) muMax)
-                    2 + hi
+                    // + Shifts rows: a block of observations reads Shifts rows past its window.
+                    2 + hi + UniformizationBlocks.Shifts
             let sw = UniformizationSweep.sweep u steps
             let table = sw.Table
             let logFactorial =
@@ -161,7 +162,7 @@ module TraceLikelihood =
             if sw.Rescaled then
                 // A rescaled sweep: every step in log space (the window sums assume one scale).
                 for i in 0 .. nObs - 1 do
-                    if mu.[i] = 0.0 then finish i table.[0] sw.Exponents.[0] table 1
+                    if mu.[i] = 0.0 then finish i table.[0] sw.Exponents.[0] table steps steps
                     else
                         let lf = logSpace sw logFactorial.Value mu.[i] maxExit data i theta dlog
                         logF.[i] <- lf
@@ -174,7 +175,7 @@ module TraceLikelihood =
                 for i in 0 .. nObs - 1 do
                     // Every v_k ≤ the largest exit rate (the chain's mass is ≤ 1), so the window
                     // is trusted when the Poisson mass it left out, times that rate, is ≤ 1e-9 of s.
-                    if mu.[i] = 0.0 || leftOut.[i] * maxExit <= 1e-9 * s.[i] then finish i s.[i] 0 ds (i * d)
+                    if mu.[i] = 0.0 || leftOut.[i] * maxExit <= 1e-9 * s.[i] then finish i s.[i] 0 ds (i * d) 1
                     else
                         // Far in a tail: every step, in log space.
                         let lf = logSpace sw logFactorial.Value mu.[i] maxExit data i theta dlog

@@ -26,8 +26,9 @@ type internal Uniformized =
       Defect: float
       DDefect: float[] }
 
-/// The sweep's output: row k of Table (Width entries) holds v_k = π_k · s and its d tangents, in
-/// units of 2^Exponents.[k] (true value = stored · 2^Exponents.[k]); LogMassEnd is the log of
+/// The sweep's output: column 0 of Table holds v_k = π_k · s at [k], column 1 + j its tangent
+/// along direction j at [(1 + j)·Steps + k] (one column contiguous: the window sums read each
+/// column as a sequence), in units of 2^Exponents.[k] (true value = stored · 2^Exponents.[k]); LogMassEnd is the log of
 /// the mass left in the chain at the last step (true units; it bounds every later step).
 type internal SweepTable =
     { Table: float[]
@@ -119,6 +120,9 @@ module internal UniformizationSweep =
                 let dd = (dws.[j].[e] - w.[e] / total * dtotal.[j]) / total
                 if isTransient.[z] then start.[index.[z] * width + 1 + j] <- start.[index.[z] * width + 1 + j] + dd
                 else ddefect.[j] <- ddefect.[j] + dd
+        // The sweep reads these without bounds checks: every in-edge's source is a state.
+        for x in inSource do
+            if x < 0 || x >= count then Fail.withMessage "internal error: an in-edge's source is not a transient state"
         { Count = count
           Width = width
           InStart = inStart
@@ -132,20 +136,20 @@ module internal UniformizationSweep =
           Defect = defect
           DDefect = ddefect }
 
-    /// Row k of the table: v_k = π_k · s and its tangents.
-    let inline private emit (u: Uniformized) (pi: float[]) (table: float[]) (row: int) =
+    /// Entry k of every column: v_k = π_k · s and its tangents.
+    let inline private emit (u: Uniformized) (pi: float[]) (table: float[]) (k: int) (rows: int) =
         let width = u.Width
         let exitState = u.ExitState
         let exit = u.Exit
         let mutable s = 0.0
         for i in 0 .. exitState.Length - 1 do s <- s + pi.[exitState.[i] * width] * exit.[i * width]
-        table.[row] <- s
+        table.[k] <- s
         for j in 1 .. width - 1 do
             let mutable ds = 0.0
             for i in 0 .. exitState.Length - 1 do
                 let o = exitState.[i] * width
                 ds <- ds + pi.[o + j] * exit.[i * width] + pi.[o] * exit.[i * width + j]
-            table.[row + j] <- ds
+            table.[j * rows + k] <- ds
 
     /// One step π' = π P with tangents dπ' = dπ P + π dP; returns the largest entry of π'.
     let private step (u: Uniformized) (pi: float[]) (next: float[]) : float =
@@ -157,17 +161,22 @@ module internal UniformizationSweep =
         let mutable top = 0.0
         if width = 2 then
             // One tangent (the common case): value and tangent in one pass over the in-edges.
+            // Unchecked reads: `uniformize` sized pi/next/Stay to 2·Count, P to 2·(in-edges),
+            // InStart to Count + 1, and every InSource entry is a state < Count (checked below).
+            if pi.Length < 2 * u.Count || next.Length < 2 * u.Count then
+                Fail.withMessage "internal error: sweep vectors shorter than the chain"
             for z in 0 .. u.Count - 1 do
                 let oz = 2 * z
-                let pz = pi.[oz]
-                let mutable a = pz * stay.[oz]
-                let mutable da = Math.FusedMultiplyAdd(pz, stay.[oz + 1], pi.[oz + 1] * stay.[oz])
-                for c in inStart.[z] .. inStart.[z + 1] - 1 do
-                    let ox = 2 * inSource.[c]
-                    let px = pi.[ox]
-                    let pc = p.[2 * c]
+                let pz = Unchecked.get pi oz
+                let sz = Unchecked.get stay oz
+                let mutable a = pz * sz
+                let mutable da = Math.FusedMultiplyAdd(pz, Unchecked.get stay (oz + 1), Unchecked.get pi (oz + 1) * sz)
+                for c in Unchecked.get inStart z .. Unchecked.get inStart (z + 1) - 1 do
+                    let ox = 2 * Unchecked.get inSource c
+                    let px = Unchecked.get pi ox
+                    let pc = Unchecked.get p (2 * c)
                     a <- Math.FusedMultiplyAdd(px, pc, a)
-                    da <- Math.FusedMultiplyAdd(pi.[ox + 1], pc, Math.FusedMultiplyAdd(px, p.[2 * c + 1], da))
+                    da <- Math.FusedMultiplyAdd(Unchecked.get pi (ox + 1), pc, Math.FusedMultiplyAdd(px, Unchecked.get p (2 * c + 1), da))
                 next.[oz] <- a
                 next.[oz + 1] <- da
                 top <- max top a
@@ -199,7 +208,7 @@ module internal UniformizationSweep =
         let mutable pi = Array.copy u.Start
         let mutable next = Array.zeroCreate pi.Length
         for k in 0 .. steps - 1 do
-            emit u pi table (k * width)
+            emit u pi table k steps
             exps.[k] <- exponent
             if k < steps - 1 then
                 let top = step u pi next

@@ -18,6 +18,11 @@ module internal UniformizationWindows =
     [<Literal>]
     let Eps = 1e-17
 
+    /// Fewer observations than this within a block's span go to lane groups instead: a block
+    /// walks one window with Shifts multiply-adds per step, a lane group a window per Count.
+    [<Literal>]
+    let MinBlock = 8
+
     /// Indices 0 .. n − 1 ordered by value, ties by index. Already sorted data (the check is
     /// O(n)) skip the sort.
     let sortedOrder (values: float[]) : int[] =
@@ -68,14 +73,14 @@ module internal UniformizationWindows =
         let pm = c.Weights.Weight(m, mu)
         let cut = Eps * pm
         let o = i * d
-        let mutable s = pm * table.[m * width]
-        for j in 0 .. d - 1 do c.Tangents.[o + j] <- pm * table.[m * width + 1 + j]
+        let mutable s = pm * table.[m]
+        for j in 0 .. d - 1 do c.Tangents.[o + j] <- pm * table.[(1 + j) * steps + m]
         let mutable p = pm
         let mutable k = m + 1
         while k < steps && (p >= cut || float k <= mu) do
             p <- p * mu * invK.[k]
-            s <- s + p * table.[k * width]
-            for j in 0 .. d - 1 do c.Tangents.[o + j] <- c.Tangents.[o + j] + p * table.[k * width + 1 + j]
+            s <- s + p * table.[k]
+            for j in 0 .. d - 1 do c.Tangents.[o + j] <- c.Tangents.[o + j] + p * table.[(1 + j) * steps + k]
             k <- k + 1
         // Left out above: Σ_{j ≥ k} Pois(j) ≤ Pois(k)/(1 − μ/(k + 1)); below: Σ_{j ≤ k'} Pois(j)
         // ≤ Pois(k')/(1 − k'/μ).
@@ -86,8 +91,8 @@ module internal UniformizationWindows =
         k <- m - 1
         while k >= 0 && p >= cut do
             p <- p * float (k + 1) * invMu
-            s <- s + p * table.[k * width]
-            for j in 0 .. d - 1 do c.Tangents.[o + j] <- c.Tangents.[o + j] + p * table.[k * width + 1 + j]
+            s <- s + p * table.[k]
+            for j in 0 .. d - 1 do c.Tangents.[o + j] <- c.Tangents.[o + j] + p * table.[(1 + j) * steps + k]
             k <- k - 1
         let below = if k >= 0 then p * float (k + 1) * invMu / (1.0 - float k * invMu) else 0.0
         c.S.[i] <- s
@@ -162,8 +167,8 @@ module internal UniformizationWindows =
         let cutV = Vector<float>(lanes.Cut)
         let start = Vector<float>(lanes.Start)
         let inline fma (a: Vector<float>) (b: float) (acc: Vector<float>) = Vector.FusedMultiplyAdd(a, Vector<float>(b), acc)
-        let mutable s0 = start * Vector<float>(table.[k0 * width])
-        let mutable a0 = if tangent then start * Vector<float>(table.[k0 * width + 1]) else Vector<float>.Zero
+        let mutable s0 = start * Vector<float>(table.[k0])
+        let mutable a0 = if tangent then start * Vector<float>(table.[steps + k0]) else Vector<float>.Zero
         let mutable s1 = Vector<float>.Zero
         let mutable a1 = Vector<float>.Zero
         if store then pv.[k0] <- start
@@ -173,20 +178,19 @@ module internal UniformizationWindows =
         while k + 1 < steps && (float k <= muMax || Vector.GreaterThanOrEqualAny(p, cutV)) do
             let p1 = p * (muV * Vector<float>(invK.[k]))
             p <- p * (mu2V * Vector<float>(invKK.[k]))
-            let o = k * width
-            s0 <- fma p1 table.[o] s0
-            s1 <- fma p table.[o + width] s1
+            s0 <- fma p1 table.[k] s0
+            s1 <- fma p table.[k + 1] s1
             if tangent then
-                a0 <- fma p1 table.[o + 1] a0
-                a1 <- fma p table.[o + width + 1] a1
+                a0 <- fma p1 table.[steps + k] a0
+                a1 <- fma p table.[steps + k + 1] a1
             if store then
                 pv.[k] <- p1
                 pv.[k + 1] <- p
             k <- k + 2
         while k < steps && (float k <= muMax || Vector.GreaterThanOrEqualAny(p, cutV)) do
             p <- p * (muV * Vector<float>(invK.[k]))
-            s0 <- fma p table.[k * width] s0
-            if tangent then a0 <- fma p table.[k * width + 1] a0
+            s0 <- fma p table.[k] s0
+            if tangent then a0 <- fma p table.[steps + k] a0
             if store then pv.[k] <- p
             k <- k + 1
         let kHi = k
@@ -197,20 +201,19 @@ module internal UniformizationWindows =
         while k >= 1 && Vector.GreaterThanOrEqualAny(p, cutV) do
             let p1 = p * (Vector<float>(float (k + 1)) * invMuV)
             p <- p * (Vector<float>(float (k + 1) * float k) * invMu2V)
-            let o = k * width
-            s0 <- fma p1 table.[o] s0
-            s1 <- fma p table.[o - width] s1
+            s0 <- fma p1 table.[k] s0
+            s1 <- fma p table.[k - 1] s1
             if tangent then
-                a0 <- fma p1 table.[o + 1] a0
-                a1 <- fma p table.[o - width + 1] a1
+                a0 <- fma p1 table.[steps + k] a0
+                a1 <- fma p table.[steps + k - 1] a1
             if store then
                 pv.[k] <- p1
                 pv.[k - 1] <- p
             k <- k - 2
         while k >= 0 && Vector.GreaterThanOrEqualAny(p, cutV) do
             p <- p * (Vector<float>(float (k + 1)) * invMuV)
-            s0 <- fma p table.[k * width] s0
-            if tangent then a0 <- fma p table.[k * width + 1] a0
+            s0 <- fma p table.[k] s0
+            if tangent then a0 <- fma p table.[steps + k] a0
             if store then pv.[k] <- p
             k <- k - 1
         let kLo = k + 1
@@ -221,10 +224,10 @@ module internal UniformizationWindows =
             let mutable b1 = Vector<float>.Zero
             let mutable k = kLo
             while k + 1 < kHi do
-                b0 <- Vector.FusedMultiplyAdd(pv.[k], Vector<float>(table.[k * width + j]), b0)
-                b1 <- Vector.FusedMultiplyAdd(pv.[k + 1], Vector<float>(table.[(k + 1) * width + j]), b1)
+                b0 <- Vector.FusedMultiplyAdd(pv.[k], Vector<float>(table.[j * steps + k]), b0)
+                b1 <- Vector.FusedMultiplyAdd(pv.[k + 1], Vector<float>(table.[j * steps + k + 1]), b1)
                 k <- k + 2
-            if k < kHi then b0 <- Vector.FusedMultiplyAdd(pv.[k], Vector<float>(table.[k * width + j]), b0)
+            if k < kHi then b0 <- Vector.FusedMultiplyAdd(pv.[k], Vector<float>(table.[j * steps + k]), b0)
             sum.[j] <- b0 + b1
         { KLo = kLo; KHi = kHi; PUp = pUp; PDown = p }
 
@@ -291,18 +294,46 @@ module internal UniformizationWindows =
         while pos < nObs && mu.[order.[pos]] = 0.0 do
             let i = order.[pos]
             s.[i] <- table.[0]
-            for j in 1 .. width - 1 do tangents.[i * (width - 1) + j - 1] <- table.[j]
+            for j in 1 .. width - 1 do tangents.[i * (width - 1) + j - 1] <- table.[j * steps]
             leftOut.[i] <- 0.0
             pos <- pos + 1
         let mode i = min (int (Math.Floor mu.[i])) (steps - 1)
+        let blocks = UniformizationBlocks.scratch steps width
+        // Blocks write by sorted position (columns, then the left-out bound); scattered below.
+        let byPosition = Array.init (width + 1) (fun _ -> Array.zeroCreate (nObs + n))
+        let blockRanges = ResizeArray()
         while pos < nObs do
-            // Lanes within ~2 standard deviations of the first one's mode: their windows nearly
-            // coincide, so the union walked costs little more than one window.
-            let m0 = mode order.[pos]
-            let spread = 2.0 * Math.Sqrt(float m0) + 4.0
-            let mutable count = 1
-            while count < n && pos + count < nObs && float (mode order.[pos + count] - m0) <= spread do
-                count <- count + 1
-            if not (group c lanes sum order pos count) then
-                for l in 0 .. count - 1 do scalarWindow c order.[pos + l]
-            pos <- pos + count
+            let muRef = mu.[order.[pos]]
+            // A block where at least MinBlock observations lie within its span (≤ 1) of this one.
+            let mutable near = 1
+            while near < MinBlock && pos + near < nObs && mu.[order.[pos + near]] - muRef <= 1.0 do near <- near + 1
+            let mutable taken = 0
+            if near >= MinBlock then
+                let pm = c.Weights.Weight(mode order.[pos], muRef)
+                let cut = 0.5 * Eps * pm
+                let h = UniformizationBlocks.span (0.5 * cut)
+                let mutable count = 1
+                while pos + count < nObs && mu.[order.[pos + count]] - muRef <= h do count <- count + 1
+                if count >= MinBlock
+                   && UniformizationBlocks.block table width steps c.InvK pm cut mu order pos count h blocks byPosition then
+                    blockRanges.Add(struct (pos, count))
+                    taken <- count
+            if taken = 0 then
+                // Lanes within ~2 standard deviations of the first one's mode: their windows nearly
+                // coincide, so the union walked costs little more than one window.
+                let m0 = mode order.[pos]
+                let spread = 2.0 * Math.Sqrt(float m0) + 4.0
+                let mutable count = 1
+                while count < n && pos + count < nObs && float (mode order.[pos + count] - m0) <= spread do
+                    count <- count + 1
+                if not (group c lanes sum order pos count) then
+                    for l in 0 .. count - 1 do scalarWindow c order.[pos + l]
+                taken <- count
+            pos <- pos + taken
+        let d = width - 1
+        for struct (first, count) in blockRanges do
+            for q in first .. first + count - 1 do
+                let i = order.[q]
+                s.[i] <- byPosition.[0].[q]
+                for j in 0 .. d - 1 do tangents.[i * d + j] <- byPosition.[1 + j].[q]
+                leftOut.[i] <- byPosition.[width].[q]
