@@ -94,9 +94,10 @@ module TraceLikelihood =
                 i data.[i] (String.Join(", ", theta)) logF
         logF
 
-    /// Densities (continuous) or probabilities (discrete) of every observation, their logs and,
-    /// when `withTangents`, the derivatives of the logs.
-    let private densities (t: Trace) (theta: float[]) (data: float[]) (withTangents: bool) : Densities =
+    /// Densities (continuous) or probabilities (discrete) of every observation (only when
+    /// `withDensity`: the log-likelihood needs just their logs), their logs and, when
+    /// `withTangents`, the derivatives of the logs.
+    let private densities (t: Trace) (theta: float[]) (data: float[]) (withTangents: bool) (withDensity: bool) : Densities =
         let g = t.Graph
         checkData g data
         let ev = TraceEval.evaluate t theta
@@ -104,17 +105,26 @@ module TraceLikelihood =
         let dws = if withTangents then TraceGrad.weightTangents t ev.Values else [||]
         let nObs = data.Length
         let d = dws.Length
-        let f = Array.zeroCreate nObs
-        let logF = Array.zeroCreate nObs
+        let f = if withDensity then Array.zeroCreate nObs else [||]
+        // every entry is written below
+        let logF = GC.AllocateUninitializedArray<float> nObs
         let dlog = Array.init d (fun _ -> Array.zeroCreate nObs)
         // One observation from its value s (in units of 2^exponent) and tangents ds.[o + j·stride].
         let finish (i: int) (s: float) (exponent: int) (ds: float[]) (o: int) (stride: int) =
             if s > 0.0 then
-                f.[i] <- Math.ScaleB(s, exponent)
+                if withDensity then f.[i] <- Math.ScaleB(s, exponent)
                 logF.[i] <- Math.Log s + float exponent * ln2
                 for j in 0 .. d - 1 do dlog.[j].[i] <- ds.[o + j * stride] / s
             else
-                f.[i] <- 0.0
+                logF.[i] <- Double.NegativeInfinity
+        // The same from window sums (true value s · e^{shift}; tangents in columns.[1 + j].[q]).
+        let finishSum (i: int) (s: float) (shift: float) (columns: float[][]) (q: int) =
+            if s > 0.0 then
+                let lf = Math.Log s + shift
+                logF.[i] <- lf
+                if withDensity then f.[i] <- (if shift = 0.0 then s else Math.Exp lf)
+                for j in 0 .. d - 1 do dlog.[j].[i] <- columns.[1 + j].[q] / s
+            else
                 logF.[i] <- Double.NegativeInfinity
         if g.IsDiscrete then
             let u = UniformizationSweep.uniformize g w dws 1.0
@@ -166,47 +176,52 @@ module TraceLikelihood =
                     else
                         let lf = logSpace sw logFactorial.Value mu.[i] maxExit data i theta dlog
                         logF.[i] <- lf
-                        f.[i] <- Math.Exp lf
+                        if withDensity then f.[i] <- Math.Exp lf
             else
-                let s = Array.zeroCreate nObs
-                let ds = Array.zeroCreate (nObs * d)
-                let leftOut = Array.zeroCreate nObs
-                UniformizationWindows.sums table sw.Width steps mu s ds leftOut
-                for i in 0 .. nObs - 1 do
+                let sums = UniformizationWindows.sums table sw.Width steps mu
+                let columns = sums.Columns
+                for q in 0 .. nObs - 1 do
+                    let i = sums.Order.[q]
+                    let s = columns.[0].[q]
                     // Every v_k ≤ the largest exit rate (the chain's mass is ≤ 1), so the window
                     // is trusted when the Poisson mass it left out, times that rate, is ≤ 1e-9 of s.
-                    if mu.[i] = 0.0 || leftOut.[i] * maxExit <= 1e-9 * s.[i] then finish i s.[i] 0 ds (i * d) 1
+                    if mu.[i] = 0.0 || sums.LeftOut.[q] * maxExit <= 1e-9 * s then finishSum i s sums.Shift.[q] columns q
                     else
                         // Far in a tail: every step, in log space.
                         let lf = logSpace sw logFactorial.Value mu.[i] maxExit data i theta dlog
                         logF.[i] <- lf
-                        f.[i] <- Math.Exp lf
+                        if withDensity then f.[i] <- Math.Exp lf
         { F = f; LogF = logF; DLog = dlog }
 
     /// The density (continuous) or probability (discrete) of each observation at θ (0 where it
     /// underflows; logLikelihood keeps such values finite).
-    let density (t: Trace) (theta: float[]) (data: float[]) : float[] = (densities t theta data false).F
+    let density (t: Trace) (theta: float[]) (data: float[]) : float[] = (densities t theta data false true).F
 
-    let private total (logF: float[]) =
+    /// Σ x in index order, compensated (Neumaier): the result is then within an ulp or two of
+    /// the exact sum whatever the order of the terms, so sorted and unsorted data (and the
+    /// grouping of observations inside the window sums) agree even where the per-observation
+    /// gradients cancel. An infinite term gives the plain sum.
+    let private total (xs: float[]) =
         let mutable s = 0.0
-        for x in logF do s <- s + x
-        s
+        let mutable c = 0.0
+        for x in xs do
+            let t = s + x
+            if abs s >= abs x then c <- c + ((s - t) + x) else c <- c + ((x - t) + s)
+            s <- t
+        if Double.IsFinite s then s + c else s
 
     /// Σ_i log f(x_i; θ), accurate in the tails (log space where f underflows). −∞ only when
     /// some observation has density exactly 0 (the model cannot produce it at θ).
-    let logLikelihood (t: Trace) (theta: float[]) (data: float[]) : float = total (densities t theta data false).LogF
+    let logLikelihood (t: Trace) (theta: float[]) (data: float[]) : float = total (densities t theta data false false).LogF
 
     /// Σ_i log f(x_i; θ) and its gradient with respect to θ. Policy where the log-likelihood is
     /// −∞ (an observation of density 0): the gradient is all zeros — there is no finite
     /// direction, and a NaN would poison whatever consumes it; callers test the value for −∞.
     let logLikelihoodWithGradient (t: Trace) (theta: float[]) (data: float[]) : LikelihoodResult =
-        let r = densities t theta data true
+        let r = densities t theta data true false
         let ll = total r.LogF
         let grad =
-            r.DLog |> Array.map (fun dj ->
-                let mutable s = 0.0
-                for x in dj do s <- s + x
-                s)
+            r.DLog |> Array.map total
         { LogLikelihood = ll
           Gradient = (if Double.IsNegativeInfinity ll then Array.zeroCreate grad.Length else grad) }
 

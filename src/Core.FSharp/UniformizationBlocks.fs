@@ -53,9 +53,10 @@ module internal UniformizationBlocks =
           Delta = Array.zeroCreate Vector<float>.Count }
 
     /// The observations order.[first .. first + count − 1] (sorted, μ_ref = the first one's μ,
-    /// every other within h ≤ `span`): for sorted position q, column c's sum at out.[c].[q] and
-    /// the bound on the Poisson mass left out at out.[width].[q]; each out array needs
-    /// Vector<float>.Count − 1 entries of room past the last position. `pm` = Pois(mode; μ_ref), `cut` the walk's cut. The table (column-major,
+    /// every other within h ≤ `span`): for sorted position q, column c's sum WITHOUT the factor
+    /// e^{−δ} at out.[c].[q], −δ at out.[width].[q] (the log of that factor), and the bound on
+    /// the Poisson mass left out, in the units of the sums, at out.[width + 1].[q]; each out
+    /// array needs Vector<float>.Count − 1 entries of room past the last position. `pm` = Pois(mode; μ_ref), `cut` the walk's cut. The table (column-major,
     /// `steps` rows) must reach m + Shifts − 1 for every m the walk visits; returns false when
     /// it does not (the caller then takes the observations another way).
     let block
@@ -131,7 +132,6 @@ module internal UniformizationBlocks =
                 for l in 0 .. n - 1 do lanes.[l] <- mu.[order.[first + min (l0 + l) (count - 1)]] - muRef
                 let delta = Vector<float>(lanes)
                 let delta2 = delta * delta
-                let e = Vector.Exp(-delta)
                 for c in 0 .. width - 1 do
                     let o = c * Shifts
                     // Even and odd coefficients as two polynomials in δ² (two chains of half
@@ -141,10 +141,13 @@ module internal UniformizationBlocks =
                     for q in evens - 2 .. -1 .. 0 do even <- Vector.FusedMultiplyAdd(even, delta2, Vector<float>(Unchecked.get f (o + 2 * q)))
                     let mutable odd = Vector<float>(f.[o + 2 * (odds - 1) + 1])
                     for q in odds - 2 .. -1 .. 0 do odd <- Vector.FusedMultiplyAdd(odd, delta2, Vector<float>(Unchecked.get f (o + 2 * q + 1)))
-                    // Results by sorted position (whole vectors; the caller has room for a
-                    // vector past the last position and scatters them to the observations).
-                    (Vector.FusedMultiplyAdd(odd, delta, even) * e).CopyTo(out.[c], first + l0)
+                    // By sorted position, whole vectors (the caller has room past the end).
+                    Vector.FusedMultiplyAdd(odd, delta, even).CopyTo(out.[c], first + l0)
+                // e^{−δ} is left to the caller, as a log-scale shift.
+                (-delta).CopyTo(out.[width], first + l0)
                 l0 <- l0 + n
-            let leftOut = out.[width]
-            for l in 0 .. count - 1 do leftOut.[first + l] <- above + below + tail
+            // The bound in the units of the sums above: s_true = s·e^{−δ} ≥ s·e^{−h}.
+            let bound = (above + below + tail) * Math.Exp h
+            let leftOut = out.[width + 1]
+            for l in 0 .. count - 1 do leftOut.[first + l] <- bound
             true

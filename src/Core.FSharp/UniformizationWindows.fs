@@ -43,10 +43,20 @@ module internal UniformizationWindows =
                 i <- j
         order
 
+    /// The sums of one call, by SORTED position q (observation Order.[q]): column c's sum at
+    /// Columns.[c].[q], true value = sum · e^{Shift.[q]} (blocks leave e^{−δ} out: the caller
+    /// takes logs, so it never needs that exponential), and LeftOut.[q], a bound on the Poisson
+    /// mass the sum left out, in the SUM's units (times the largest exit rate it bounds the
+    /// sum's error, every v_k being at most that rate). Each array has Vector<float>.Count − 1
+    /// entries of room past the last position.
+    type WindowSums =
+        { Order: int[]
+          Columns: float[][]
+          Shift: float[]
+          LeftOut: float[] }
+
     /// Everything one call shares: the table, its shape, 1/k, the Poisson weight table, and the
-    /// outputs (per observation i: s.[i], tangents at Tangents.[i·d + j], and LeftOut.[i], a
-    /// bound on Σ Pois(k; μ) over the k the window left out — times the largest exit rate it
-    /// bounds the error of s, since every v_k is at most that rate).
+    /// outputs.
     type private Context =
         { Table: float[]
           Width: int
@@ -56,31 +66,29 @@ module internal UniformizationWindows =
           InvKK: float[]
           Weights: Poisson.WeightTable
           Mu: float[]
-          S: float[]
-          Tangents: float[]
-          LeftOut: float[] }
+          Out: WindowSums }
 
     /// The reference window for one observation (μ > 0): from the mode outward, each weight by
     /// recurrence, until the terms drop below Eps × the mode's (and, upward, past μ).
-    let private scalarWindow (c: Context) (i: int) =
+    let private scalarWindow (c: Context) (q: int) =
         let table = c.Table
         let width = c.Width
         let steps = c.Steps
         let invK = c.InvK
-        let mu = c.Mu.[i]
+        let mu = c.Mu.[c.Out.Order.[q]]
         let d = width - 1
         let m = min (int (Math.Floor mu)) (steps - 1)
         let pm = c.Weights.Weight(m, mu)
         let cut = Eps * pm
-        let o = i * d
+        let cols = c.Out.Columns
         let mutable s = pm * table.[m]
-        for j in 0 .. d - 1 do c.Tangents.[o + j] <- pm * table.[(1 + j) * steps + m]
+        for j in 0 .. d - 1 do cols.[1 + j].[q] <- pm * table.[(1 + j) * steps + m]
         let mutable p = pm
         let mutable k = m + 1
         while k < steps && (p >= cut || float k <= mu) do
             p <- p * mu * invK.[k]
             s <- s + p * table.[k]
-            for j in 0 .. d - 1 do c.Tangents.[o + j] <- c.Tangents.[o + j] + p * table.[(1 + j) * steps + k]
+            for j in 0 .. d - 1 do cols.[1 + j].[q] <- cols.[1 + j].[q] + p * table.[(1 + j) * steps + k]
             k <- k + 1
         // Left out above: Σ_{j ≥ k} Pois(j) ≤ Pois(k)/(1 − μ/(k + 1)); below: Σ_{j ≤ k'} Pois(j)
         // ≤ Pois(k')/(1 − k'/μ).
@@ -92,11 +100,12 @@ module internal UniformizationWindows =
         while k >= 0 && p >= cut do
             p <- p * float (k + 1) * invMu
             s <- s + p * table.[k]
-            for j in 0 .. d - 1 do c.Tangents.[o + j] <- c.Tangents.[o + j] + p * table.[(1 + j) * steps + k]
+            for j in 0 .. d - 1 do cols.[1 + j].[q] <- cols.[1 + j].[q] + p * table.[(1 + j) * steps + k]
             k <- k - 1
         let below = if k >= 0 then p * float (k + 1) * invMu / (1.0 - float k * invMu) else 0.0
-        c.S.[i] <- s
-        c.LeftOut.[i] <- above + below
+        cols.[0].[q] <- s
+        c.Out.Shift.[q] <- 0.0
+        c.Out.LeftOut.[q] <- above + below
 
     /// Per-call scratch for the vector path.
     type private Lanes =
@@ -238,17 +247,15 @@ module internal UniformizationWindows =
         if k0 < 0 then false
         else
             let width = c.Width
-            let d = width - 1
             let invK = c.InvK
             let mutable muMax = 0.0
             for x in lanes.Mu do muMax <- max muMax x
             let walk = walk c lanes k0 muMax sum
             let kHi = walk.KHi
             let kLo = walk.KLo
+            for j in 0 .. width - 1 do sum.[j].CopyTo(c.Out.Columns.[j], first)
             for l in 0 .. count - 1 do
-                let i = order.[first + l]
-                c.S.[i] <- sum.[0].[l]
-                for j in 0 .. d - 1 do c.Tangents.[i * d + j] <- sum.[1 + j].[l]
+                let q = first + l
                 // What the lane left out, bounded as in the scalar window.
                 let mu = lanes.Mu.[l]
                 let above =
@@ -259,17 +266,28 @@ module internal UniformizationWindows =
                         let kb = kLo - 1
                         walk.PDown.[l] * float (kb + 1) * lanes.InvMu.[l] / (1.0 - float kb * lanes.InvMu.[l])
                     else 0.0
-                c.LeftOut.[i] <- above + below
+                c.Out.Shift.[q] <- 0.0
+                c.Out.LeftOut.[q] <- above + below
             true
 
-    /// For every observation i (μ.[i] = Λ t_i ≥ 0): s.[i] = Σ_k Pois(k; μ_i) v_k over its window,
-    /// tangents.[i·d + j] the same sums of column 1 + j, leftOut.[i] the bound on the Poisson
-    /// mass the window left out. μ = 0 gives row 0 and leftOut 0. The table must have a row for
-    /// every k a window reaches (the caller sizes the sweep for the largest μ).
-    let sums (table: float[]) (width: int) (steps: int) (mu: float[]) (s: float[]) (tangents: float[]) (leftOut: float[]) =
+    /// For every observation i (μ.[i] = Λ t_i ≥ 0), by sorted position (see WindowSums): the
+    /// sums Σ_k Pois(k; μ_i) column_c[k] over its window and the bound on the Poisson mass the
+    /// window left out. μ = 0 gives row 0 and bound 0. The table (column-major, `steps` rows)
+    /// must have a row for every k a window reaches (the caller sizes the sweep for the largest
+    /// μ, plus UniformizationBlocks.Shifts rows).
+    let sums (table: float[]) (width: int) (steps: int) (mu: float[]) : WindowSums =
         let nObs = mu.Length
+        let n = Vector<float>.Count
         let muMax = Array.fold max 0.0 mu
         let kMax = min (steps - 1) (int (Math.Floor muMax))
+        // Every entry up to nObs is written below (room past it is scratch): no need to zero.
+        let room () = GC.AllocateUninitializedArray<float>(nObs + n)
+        let out =
+            { Order = sortedOrder mu
+              Columns = Array.init width (fun _ -> room ())
+              Shift = room ()
+              LeftOut = room () }
+        let order = out.Order
         let c =
             { Table = table
               Width = width
@@ -278,11 +296,7 @@ module internal UniformizationWindows =
               InvKK = Array.init (steps + 1) (fun k -> if k = 0 then 0.0 else 1.0 / (float k * float (k + 1)))
               Weights = Poisson.WeightTable(max 0 kMax)
               Mu = mu
-              S = s
-              Tangents = tangents
-              LeftOut = leftOut }
-        let order = sortedOrder mu
-        let n = Vector<float>.Count
+              Out = out }
         let lanes =
             { Mu = Array.zeroCreate n
               InvMu = Array.zeroCreate n
@@ -292,16 +306,13 @@ module internal UniformizationWindows =
         let sum = Array.zeroCreate width
         let mutable pos = 0
         while pos < nObs && mu.[order.[pos]] = 0.0 do
-            let i = order.[pos]
-            s.[i] <- table.[0]
-            for j in 1 .. width - 1 do tangents.[i * (width - 1) + j - 1] <- table.[j * steps]
-            leftOut.[i] <- 0.0
+            for j in 0 .. width - 1 do out.Columns.[j].[pos] <- table.[j * steps]
+            out.Shift.[pos] <- 0.0
+            out.LeftOut.[pos] <- 0.0
             pos <- pos + 1
         let mode i = min (int (Math.Floor mu.[i])) (steps - 1)
         let blocks = UniformizationBlocks.scratch steps width
-        // Blocks write by sorted position (columns, then the left-out bound); scattered below.
-        let byPosition = Array.init (width + 1) (fun _ -> Array.zeroCreate (nObs + n))
-        let blockRanges = ResizeArray()
+        let blockOut = Array.append out.Columns [| out.Shift; out.LeftOut |]
         while pos < nObs do
             let muRef = mu.[order.[pos]]
             // A block where at least MinBlock observations lie within its span (≤ 1) of this one.
@@ -315,8 +326,7 @@ module internal UniformizationWindows =
                 let mutable count = 1
                 while pos + count < nObs && mu.[order.[pos + count]] - muRef <= h do count <- count + 1
                 if count >= MinBlock
-                   && UniformizationBlocks.block table width steps c.InvK pm cut mu order pos count h blocks byPosition then
-                    blockRanges.Add(struct (pos, count))
+                   && UniformizationBlocks.block table width steps c.InvK pm cut mu order pos count h blocks blockOut then
                     taken <- count
             if taken = 0 then
                 // Lanes within ~2 standard deviations of the first one's mode: their windows nearly
@@ -327,13 +337,7 @@ module internal UniformizationWindows =
                 while count < n && pos + count < nObs && float (mode order.[pos + count] - m0) <= spread do
                     count <- count + 1
                 if not (group c lanes sum order pos count) then
-                    for l in 0 .. count - 1 do scalarWindow c order.[pos + l]
+                    for l in 0 .. count - 1 do scalarWindow c (pos + l)
                 taken <- count
             pos <- pos + taken
-        let d = width - 1
-        for struct (first, count) in blockRanges do
-            for q in first .. first + count - 1 do
-                let i = order.[q]
-                s.[i] <- byPosition.[0].[q]
-                for j in 0 .. d - 1 do tangents.[i * d + j] <- byPosition.[1 + j].[q]
-                leftOut.[i] <- byPosition.[width].[q]
+        out
