@@ -1,6 +1,7 @@
 namespace Ptd.Core
 
 open System
+open System.Numerics
 open System.Threading.Tasks
 
 /// A log-likelihood and its gradient with respect to θ.
@@ -117,10 +118,11 @@ module TraceLikelihood =
                 for j in 0 .. d - 1 do dlog.[j].[i] <- ds.[o + j * stride] / s
             else
                 logF.[i] <- Double.NegativeInfinity
-        // The same from window sums (true value s · e^{shift}; tangents in columns.[1 + j].[q]).
-        let finishSum (i: int) (s: float) (shift: float) (columns: float[][]) (q: int) =
+        // The same from window sums (true value s · e^{shift}, log s = logS; tangents in
+        // columns.[1 + j].[q]).
+        let finishSum (i: int) (s: float) (logS: float) (shift: float) (columns: float[][]) (q: int) =
             if s > 0.0 then
-                let lf = Math.Log s + shift
+                let lf = logS + shift
                 logF.[i] <- lf
                 if withDensity then f.[i] <- (if shift = 0.0 then s else Math.Exp lf)
                 for j in 0 .. d - 1 do dlog.[j].[i] <- columns.[1 + j].[q] / s
@@ -180,12 +182,19 @@ module TraceLikelihood =
             else
                 let sums = UniformizationWindows.sums table sw.Width steps mu
                 let columns = sums.Columns
+                // log s for every position, a vector at a time (within 2 ulps of Math.Log; the
+                // columns have room for a whole vector past the last position).
+                let logS = GC.AllocateUninitializedArray<float>(nObs + Vector<float>.Count)
+                let mutable q = 0
+                while q < nObs do
+                    Vector.Log(Vector<float>(columns.[0], q)).CopyTo(logS, q)
+                    q <- q + Vector<float>.Count
                 for q in 0 .. nObs - 1 do
                     let i = sums.Order.[q]
                     let s = columns.[0].[q]
                     // Every v_k ≤ the largest exit rate (the chain's mass is ≤ 1), so the window
                     // is trusted when the Poisson mass it left out, times that rate, is ≤ 1e-9 of s.
-                    if mu.[i] = 0.0 || sums.LeftOut.[q] * maxExit <= 1e-9 * s then finishSum i s sums.Shift.[q] columns q
+                    if mu.[i] = 0.0 || sums.LeftOut.[q] * maxExit <= 1e-9 * s then finishSum i s logS.[q] sums.Shift.[q] columns q
                     else
                         // Far in a tail: every step, in log space.
                         let lf = logSpace sw logFactorial.Value mu.[i] maxExit data i theta dlog

@@ -40,20 +40,17 @@ module internal UniformizationBlocks =
         for k in 2 .. n do factorial <- factorial * float k
         min 1.0 (Math.Pow(allowed * float n / float (n + 1) * factorial, 1.0 / float n))
 
-    /// Per-call scratch: the weights of one walk (index m), the F_j of one block (column c at
-    /// [c·Shifts + j]), and one vector of δ's.
-    type Scratch =
-        { Weights: float[]
-          F: float[]
-          Delta: float[] }
+    /// Per-call scratch: the weights of one walk (index m) and the F_j of one block (column c
+    /// at [c·Shifts + j]).
+    type Scratch = { Weights: float[]; F: float[] }
 
     let scratch (steps: int) (width: int) : Scratch =
         { Weights = Array.zeroCreate steps
-          F = Array.zeroCreate (width * Shifts)
-          Delta = Array.zeroCreate Vector<float>.Count }
+          F = Array.zeroCreate (width * Shifts) }
 
-    /// The observations order.[first .. first + count − 1] (sorted, μ_ref = the first one's μ,
-    /// every other within h ≤ `span`): for sorted position q, column c's sum WITHOUT the factor
+    /// The observations at sorted positions first .. first + count − 1 (their μ in `sorted`,
+    /// which has Vector<float>.Count − 1 entries of room past the last position; μ_ref = the
+    /// first one's μ, every other within h ≤ `span`): for sorted position q, column c's sum WITHOUT the factor
     /// e^{−δ} at out.[c].[q], −δ at out.[width].[q] (the log of that factor), and the bound on
     /// the Poisson mass left out, in the units of the sums, at out.[width + 1].[q]; each out
     /// array needs Vector<float>.Count − 1 entries of room past the last position. `pm` = Pois(mode; μ_ref), `cut` the walk's cut. The table (column-major,
@@ -61,8 +58,8 @@ module internal UniformizationBlocks =
     /// it does not (the caller then takes the observations another way).
     let block
         (table: float[]) (width: int) (steps: int) (invK: float[]) (pm: float) (cut: float)
-        (mu: float[]) (order: int[]) (first: int) (count: int) (h: float) (sc: Scratch) (out: float[][]) : bool =
-        let muRef = mu.[order.[first]]
+        (sorted: float[]) (first: int) (count: int) (h: float) (sc: Scratch) (out: float[][]) : bool =
+        let muRef = sorted.[first]
         let m0 = int (Math.Floor muRef)
         // m < cap keeps m + Shifts − 1 inside the table.
         let cap = steps - Shifts + 1
@@ -126,11 +123,11 @@ module internal UniformizationBlocks =
             // Σ_{j ≥ Shifts} Pois(j; δ) grows with δ (δ < Shifts), so its bound at δ = h serves
             // the whole block.
             let tail = Math.Pow(h, float Shifts) * invFactorial.[Shifts] / (1.0 - h * inverse.[Shifts + 1])
-            let lanes = sc.Delta
             let mutable l0 = 0
             while l0 < count do
-                for l in 0 .. n - 1 do lanes.[l] <- mu.[order.[first + min (l0 + l) (count - 1)]] - muRef
-                let delta = Vector<float>(lanes)
+                // Lanes past the block read the following positions (or the padding): their
+                // results land past the block and are overwritten or never read.
+                let delta = Vector<float>(sorted, first + l0) - Vector<float>(muRef)
                 let delta2 = delta * delta
                 for c in 0 .. width - 1 do
                     let o = c * Shifts

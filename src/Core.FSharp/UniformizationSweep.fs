@@ -176,7 +176,8 @@ module internal UniformizationSweep =
                     let px = Unchecked.get pi ox
                     let pc = Unchecked.get p (2 * c)
                     a <- Math.FusedMultiplyAdd(px, pc, a)
-                    da <- Math.FusedMultiplyAdd(Unchecked.get pi (ox + 1), pc, Math.FusedMultiplyAdd(px, Unchecked.get p (2 * c + 1), da))
+                    // one add on the accumulator's dependency chain per edge
+                    da <- da + Math.FusedMultiplyAdd(Unchecked.get pi (ox + 1), pc, px * Unchecked.get p (2 * c + 1))
                 next.[oz] <- a
                 next.[oz + 1] <- da
                 top <- max top a

@@ -280,8 +280,12 @@ module internal UniformizationWindows =
         let n = Vector<float>.Count
         let muMax = Array.fold max 0.0 mu
         let kMax = min (steps - 1) (int (Math.Floor muMax))
-        // Every entry up to nObs is written below (room past it is scratch): no need to zero.
-        let room () = GC.AllocateUninitializedArray<float>(nObs + n)
+        // Every entry up to nObs is written below: only the room past it is zeroed (readers
+        // may load whole vectors there).
+        let room () =
+            let a = GC.AllocateUninitializedArray<float>(nObs + n)
+            Array.fill a nObs n 0.0
+            a
         let out =
             { Order = sortedOrder mu
               Columns = Array.init width (fun _ -> room ())
@@ -312,21 +316,25 @@ module internal UniformizationWindows =
             pos <- pos + 1
         let mode i = min (int (Math.Floor mu.[i])) (steps - 1)
         let blocks = UniformizationBlocks.scratch steps width
+        // μ by sorted position, padded with the last one (blocks read whole vectors).
+        let sorted = GC.AllocateUninitializedArray<float>(nObs + n)
+        for q in 0 .. nObs - 1 do sorted.[q] <- mu.[order.[q]]
+        for q in nObs .. nObs + n - 1 do sorted.[q] <- (if nObs = 0 then 0.0 else sorted.[nObs - 1])
         let blockOut = Array.append out.Columns [| out.Shift; out.LeftOut |]
         while pos < nObs do
-            let muRef = mu.[order.[pos]]
+            let muRef = sorted.[pos]
             // A block where at least MinBlock observations lie within its span (≤ 1) of this one.
             let mutable near = 1
-            while near < MinBlock && pos + near < nObs && mu.[order.[pos + near]] - muRef <= 1.0 do near <- near + 1
+            while near < MinBlock && pos + near < nObs && sorted.[pos + near] - muRef <= 1.0 do near <- near + 1
             let mutable taken = 0
             if near >= MinBlock then
                 let pm = c.Weights.Weight(mode order.[pos], muRef)
                 let cut = 0.5 * Eps * pm
                 let h = UniformizationBlocks.span (0.5 * cut)
                 let mutable count = 1
-                while pos + count < nObs && mu.[order.[pos + count]] - muRef <= h do count <- count + 1
+                while pos + count < nObs && sorted.[pos + count] - muRef <= h do count <- count + 1
                 if count >= MinBlock
-                   && UniformizationBlocks.block table width steps c.InvK pm cut mu order pos count h blocks blockOut then
+                   && UniformizationBlocks.block table width steps c.InvK pm cut sorted pos count h blocks blockOut then
                     taken <- count
             if taken = 0 then
                 // Lanes within ~2 standard deviations of the first one's mode: their windows nearly
