@@ -118,16 +118,6 @@ module TraceLikelihood =
                 for j in 0 .. d - 1 do dlog.[j].[i] <- ds.[o + j * stride] / s
             else
                 logF.[i] <- Double.NegativeInfinity
-        // The same from window sums (true value s · e^{shift}, log s = logS; tangents in
-        // columns.[1 + j].[q]).
-        let finishSum (i: int) (s: float) (logS: float) (shift: float) (columns: float[][]) (q: int) =
-            if s > 0.0 then
-                let lf = logS + shift
-                logF.[i] <- lf
-                if withDensity then f.[i] <- (if shift = 0.0 then s else Math.Exp lf)
-                for j in 0 .. d - 1 do dlog.[j].[i] <- columns.[1 + j].[q] / s
-            else
-                logF.[i] <- Double.NegativeInfinity
         if g.IsDiscrete then
             let u = UniformizationSweep.uniformize g w dws 1.0
             let kMax = if nObs = 0 then 0 else int (Array.max data)
@@ -189,12 +179,24 @@ module TraceLikelihood =
                 while q < nObs do
                     Vector.Log(Vector<float>(columns.[0], q)).CopyTo(logS, q)
                     q <- q + Vector<float>.Count
+                let order = sums.Order
+                let leftOut = sums.LeftOut
+                let shift = sums.Shift
+                let value = columns.[0]
                 for q in 0 .. nObs - 1 do
-                    let i = sums.Order.[q]
-                    let s = columns.[0].[q]
+                    let i = order.[q]
+                    let s = value.[q]
                     // Every v_k ≤ the largest exit rate (the chain's mass is ≤ 1), so the window
                     // is trusted when the Poisson mass it left out, times that rate, is ≤ 1e-9 of s.
-                    if mu.[i] = 0.0 || sums.LeftOut.[q] * maxExit <= 1e-9 * s then finishSum i s logS.[q] sums.Shift.[q] columns q
+                    if mu.[i] = 0.0 || leftOut.[q] * maxExit <= 1e-9 * s then
+                        // inline (the common case): log f = log s + shift, ∂ log f = tangent / s
+                        if s > 0.0 then
+                            let lf = logS.[q] + shift.[q]
+                            logF.[i] <- lf
+                            if withDensity then f.[i] <- (if shift.[q] = 0.0 then s else Math.Exp lf)
+                            let inv = 1.0 / s
+                            for j in 0 .. d - 1 do dlog.[j].[i] <- columns.[1 + j].[q] * inv
+                        else logF.[i] <- Double.NegativeInfinity
                     else
                         // Far in a tail: every step, in log space.
                         let lf = logSpace sw logFactorial.Value mu.[i] maxExit data i theta dlog

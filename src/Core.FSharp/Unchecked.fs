@@ -2,6 +2,7 @@ namespace Ptd.Core
 
 open System.Numerics
 open System.Runtime.CompilerServices
+open System.Runtime.Intrinsics
 open System.Runtime.InteropServices
 
 /// Array reads without a bounds check, for the few innermost loops (the likelihood's sweep and
@@ -16,3 +17,7 @@ module internal Unchecked =
     /// a.[i .. i + Vector<float>.Count − 1] as a vector, unchecked.
     let inline load (a: float[]) (i: int) : Vector<float> =
         Vector.LoadUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint i)
+
+    /// a.[i], a.[i + 1] as a 128-bit vector, unchecked.
+    let inline load2 (a: float[]) (i: int) : Vector128<float> =
+        Vector128.LoadUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint i)

@@ -71,7 +71,8 @@ module internal UniformizationBlocks =
             let mutable p = pm
             let mutable m = m0 + 1
             while m < cap && (p >= cut || float m <= muRef) do
-                p <- p * muRef * invK.[m]
+                // the ratio off the dependency chain: one multiply per step on it
+                p <- p * (muRef * invK.[m])
                 w.[m] <- p
                 m <- m + 1
             let mHi = m
@@ -81,7 +82,7 @@ module internal UniformizationBlocks =
             let invMu = 1.0 / muRef
             m <- m0 - 1
             while m >= 0 && p >= cut do
-                p <- p * float (m + 1) * invMu
+                p <- p * (float (m + 1) * invMu)
                 w.[m] <- p
                 m <- m - 1
             let mLo = m + 1

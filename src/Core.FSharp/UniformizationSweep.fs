@@ -1,6 +1,7 @@
 namespace Ptd.Core
 
 open System
+open System.Runtime.Intrinsics
 
 /// The uniformized chain P = I + S/Λ (or a discrete chain, Λ = 1) and its tangents along d
 /// directions, laid out for the sweep: transient states renumbered 0 .. T − 1 (in vertex
@@ -15,6 +16,9 @@ type internal Uniformized =
       InSource: int[]
       /// Per in-edge c: p_c = w/Λ at [c·Width], its tangents at [c·Width + 1 + j].
       P: float[]
+      /// Width 2 only (one tangent): per in-edge c, (p_c, p_c, 0, dp_c) at [4c], so that one
+      /// edge is two 128-bit multiply-adds on (π, dπ) pairs.
+      P2: float[]
       /// Per state: 1 − λ_z/Λ at [z·Width], tangents at [z·Width + 1 + j].
       Stay: float[]
       /// States with an edge into an absorbing vertex, and their exit rates (+ tangents) likewise.
@@ -120,6 +124,15 @@ module internal UniformizationSweep =
                 let dd = (dws.[j].[e] - w.[e] / total * dtotal.[j]) / total
                 if isTransient.[z] then start.[index.[z] * width + 1 + j] <- start.[index.[z] * width + 1 + j] + dd
                 else ddefect.[j] <- ddefect.[j] + dd
+        let p2 =
+            if width <> 2 then [||]
+            else
+                let a = Array.zeroCreate (4 * inSource.Length)
+                for c in 0 .. inSource.Length - 1 do
+                    a.[4 * c] <- p.[2 * c]
+                    a.[4 * c + 1] <- p.[2 * c]
+                    a.[4 * c + 3] <- p.[2 * c + 1]
+                a
         // The sweep reads these without bounds checks: every in-edge's source is a state.
         for x in inSource do
             if x < 0 || x >= count then Fail.withMessage "internal error: an in-edge's source is not a transient state"
@@ -128,6 +141,7 @@ module internal UniformizationSweep =
           InStart = inStart
           InSource = inSource
           P = p
+          P2 = p2
           Stay = stay
           ExitState = exitState.ToArray()
           Exit = exitRows.ToArray()
@@ -160,26 +174,38 @@ module internal UniformizationSweep =
         let stay = u.Stay
         let mutable top = 0.0
         if width = 2 then
-            // One tangent (the common case): value and tangent in one pass over the in-edges.
-            // Unchecked reads: `uniformize` sized pi/next/Stay to 2·Count, P to 2·(in-edges),
-            // InStart to Count + 1, and every InSource entry is a state < Count (checked below).
+            // One tangent (the common case): (π, dπ) as one 128-bit pair per state; per in-edge
+            // acc += (π_x, dπ_x)·(p, p) + π_x·(0, dp). The value lane is a + π_x·p rounded as
+            // the general branch rounds it, so a value is the same with or without its tangent.
+            // Unchecked reads: `uniformize` sized pi/next/Stay to 2·Count, P2 to 4·(in-edges),
+            // InStart to Count + 1, and every InSource entry is a state < Count (checked there).
             if pi.Length < 2 * u.Count || next.Length < 2 * u.Count then
                 Fail.withMessage "internal error: sweep vectors shorter than the chain"
+            let p2 = u.P2
             for z in 0 .. u.Count - 1 do
                 let oz = 2 * z
                 let pz = Unchecked.get pi oz
                 let sz = Unchecked.get stay oz
-                let mutable a = pz * sz
-                let mutable da = Math.FusedMultiplyAdd(pz, Unchecked.get stay (oz + 1), Unchecked.get pi (oz + 1) * sz)
+                let mutable acc =
+                    Vector128.Create(pz * sz, Math.FusedMultiplyAdd(pz, Unchecked.get stay (oz + 1), Unchecked.get pi (oz + 1) * sz))
                 for c in Unchecked.get inStart z .. Unchecked.get inStart (z + 1) - 1 do
                     let ox = 2 * Unchecked.get inSource c
-                    let px = Unchecked.get pi ox
-                    let pc = Unchecked.get p (2 * c)
-                    a <- Math.FusedMultiplyAdd(px, pc, a)
-                    // one add on the accumulator's dependency chain per edge
-                    da <- da + Math.FusedMultiplyAdd(Unchecked.get pi (ox + 1), pc, px * Unchecked.get p (2 * c + 1))
+                    let x = Unchecked.load2 pi ox
+                    let t = Vector128.Create(Unchecked.get pi ox) * Unchecked.load2 p2 (4 * c + 2)
+                    acc <- acc + Vector128.FusedMultiplyAdd(x, Unchecked.load2 p2 (4 * c), t)
+                let a = acc.ToScalar()
                 next.[oz] <- a
-                next.[oz + 1] <- da
+                next.[oz + 1] <- acc.GetElement 1
+                top <- max top a
+        elif width = 1 then
+            // No tangent (a log-likelihood alone); unchecked reads as above.
+            if pi.Length < u.Count || next.Length < u.Count then
+                Fail.withMessage "internal error: sweep vectors shorter than the chain"
+            for z in 0 .. u.Count - 1 do
+                let mutable a = Unchecked.get pi z * Unchecked.get stay z
+                for c in Unchecked.get inStart z .. Unchecked.get inStart (z + 1) - 1 do
+                    a <- a + Unchecked.get pi (Unchecked.get inSource c) * Unchecked.get p c
+                next.[z] <- a
                 top <- max top a
         else
             for z in 0 .. u.Count - 1 do
@@ -187,7 +213,7 @@ module internal UniformizationSweep =
                 let c0 = inStart.[z]
                 let c1 = inStart.[z + 1]
                 let mutable a = pi.[oz] * stay.[oz]
-                for c in c0 .. c1 - 1 do a <- Math.FusedMultiplyAdd(pi.[inSource.[c] * width], p.[c * width], a)
+                for c in c0 .. c1 - 1 do a <- a + pi.[inSource.[c] * width] * p.[c * width]
                 next.[oz] <- a
                 top <- max top a
                 for j in 1 .. width - 1 do
