@@ -20,6 +20,12 @@ type LikelihoodResult =
 /// where reverse mode would have to checkpoint them). Λ = max_v λ_v is held fixed while
 /// differentiating: uniformization is an identity e^{St} = Σ_k Pois(k; Λt)(I + S/Λ)^k for EVERY
 /// Λ > 0, so f does not depend on Λ and the fixed-Λ derivative is the exact derivative.
+///
+/// Cost: the sweep (UniformizationSweep: pull form, value and tangents side by side) is paid
+/// once; the per-observation Poisson sums (most of the work for many observations) are taken in
+/// sorted order — dense runs as Poisson-convolution blocks (UniformizationBlocks), the rest as
+/// SIMD lane groups (UniformizationWindows) — and summed back in index order (compensated), so
+/// the result does not depend on the order of the data beyond rounding.
 module TraceLikelihood =
 
     let private ln2 = Math.Log 2.0
