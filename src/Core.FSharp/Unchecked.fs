@@ -2,11 +2,11 @@ namespace Ptd.Core
 
 open System.Numerics
 open System.Runtime.CompilerServices
-open System.Runtime.Intrinsics
 open System.Runtime.InteropServices
 
-/// Array reads without a bounds check, for the few innermost loops (the likelihood's sweep and
-/// window sums) where the checks cost as much as the arithmetic. Every caller proves its indices
+/// Array reads without a bounds check, for the innermost loops of the likelihood's window sums
+/// (the sweep reads through raw references, as Distribution.Chain's step does), where the
+/// checks cost as much as the arithmetic. Every caller proves its indices
 /// in range ONCE, before its loop (the structure it reads was built to that size), and says so
 /// where it calls these.
 module internal Unchecked =
@@ -18,6 +18,3 @@ module internal Unchecked =
     let inline load (a: float[]) (i: int) : Vector<float> =
         Vector.LoadUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint i)
 
-    /// a.[i], a.[i + 1] as a 128-bit vector, unchecked.
-    let inline load2 (a: float[]) (i: int) : Vector128<float> =
-        Vector128.LoadUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint i)

@@ -1,6 +1,8 @@
 namespace Ptd.Core
 
 open System
+open System.Runtime.CompilerServices
+open System.Runtime.InteropServices
 open System.Runtime.Intrinsics
 
 /// The uniformized chain P = I + S/Λ (or a discrete chain, Λ = 1) and its tangents along d
@@ -21,8 +23,10 @@ type internal Uniformized =
       /// Per in-edge c: p_c = w/Λ at [c·Width], its tangents at [c·Width + 1 + j].
       P: float[]
       /// Width 2 only (one tangent): per in-edge c, (p_c, p_c, 0, dp_c) at [4c], so that one
-      /// edge is two 128-bit multiply-adds on (π, dπ) pairs.
+      /// edge is two 128-bit multiply-adds on (π, dπ) pairs, and 2·InSource.[c] (the source's
+      /// offset in the sweep vectors) in InSource2.
       P2: float[]
+      InSource2: int[]
       /// Per state: 1 − λ_z/Λ at [z·Width], tangents at [z·Width + 1 + j].
       Stay: float[]
       /// States with an edge into an absorbing vertex, and their exit rates (+ tangents) likewise.
@@ -148,6 +152,7 @@ module internal UniformizationSweep =
           InSource = inSource
           P = p
           P2 = p2
+          InSource2 = (if width = 2 then inSource |> Array.map (fun x -> 2 * x) else [||])
           Stay = stay
           ExitState = exitState.ToArray()
           Exit = exitRows.ToArray()
@@ -187,36 +192,53 @@ module internal UniformizationSweep =
             // InStart to Count + 1, and every InSource entry is a state < Count (checked there).
             if pi.Length < 2 * u.Count || next.Length < 2 * u.Count then
                 Fail.withMessage "internal error: sweep vectors shorter than the chain"
-            let p2 = u.P2
-            let visit = u.Visit
+            // Raw references once (no per-read null or bounds checks inside the loops).
+            let piRef = &MemoryMarshal.GetArrayDataReference pi
+            let p2Ref = &MemoryMarshal.GetArrayDataReference u.P2
+            let srcRef = &MemoryMarshal.GetArrayDataReference u.InSource2
+            let startRef = &MemoryMarshal.GetArrayDataReference inStart
+            let stayRef = &MemoryMarshal.GetArrayDataReference stay
+            let visitRef = &MemoryMarshal.GetArrayDataReference u.Visit
             for zi in 0 .. u.Count - 1 do
-                let z = Unchecked.get visit zi
+                let z = Unsafe.Add(&visitRef, zi)
                 let oz = 2 * z
-                let pz = Unchecked.get pi oz
-                let sz = Unchecked.get stay oz
+                let pz = Unsafe.Add(&piRef, oz)
+                let sz = Unsafe.Add(&stayRef, oz)
                 let mutable acc =
-                    Vector128.Create(pz * sz, Math.FusedMultiplyAdd(pz, Unchecked.get stay (oz + 1), Unchecked.get pi (oz + 1) * sz))
-                for c in Unchecked.get inStart z .. Unchecked.get inStart (z + 1) - 1 do
-                    let ox = 2 * Unchecked.get inSource c
-                    let x = Unchecked.load2 pi ox
-                    let t = Vector128.Create(Unchecked.get pi ox) * Unchecked.load2 p2 (4 * c + 2)
-                    acc <- acc + Vector128.FusedMultiplyAdd(x, Unchecked.load2 p2 (4 * c), t)
+                    Vector128.Create(pz * sz, Math.FusedMultiplyAdd(pz, Unsafe.Add(&stayRef, oz + 1), Unsafe.Add(&piRef, oz + 1) * sz))
+                let c1 = Unsafe.Add(&startRef, z + 1)
+                let mutable c = Unsafe.Add(&startRef, z)
+                while c < c1 do
+                    let ox = Unsafe.Add(&srcRef, c)
+                    let x = Vector128.LoadUnsafe(&piRef, unativeint ox)
+                    let t = Vector128.Create(Unsafe.Add(&piRef, ox)) * Vector128.LoadUnsafe(&p2Ref, unativeint (4 * c + 2))
+                    acc <- acc + Vector128.FusedMultiplyAdd(x, Vector128.LoadUnsafe(&p2Ref, unativeint (4 * c)), t)
+                    c <- c + 1
                 let a = acc.ToScalar()
                 next.[oz] <- a
                 next.[oz + 1] <- acc.GetElement 1
-                top <- max top a
+                // a ≥ 0 (no NaN): a plain comparison
+                if a > top then top <- a
         elif width = 1 then
             // No tangent (a log-likelihood alone); unchecked reads as above.
             if pi.Length < u.Count || next.Length < u.Count then
                 Fail.withMessage "internal error: sweep vectors shorter than the chain"
-            let visit = u.Visit
+            let piRef = &MemoryMarshal.GetArrayDataReference pi
+            let pRef = &MemoryMarshal.GetArrayDataReference p
+            let srcRef = &MemoryMarshal.GetArrayDataReference inSource
+            let startRef = &MemoryMarshal.GetArrayDataReference inStart
+            let stayRef = &MemoryMarshal.GetArrayDataReference stay
+            let visitRef = &MemoryMarshal.GetArrayDataReference u.Visit
             for zi in 0 .. u.Count - 1 do
-                let z = Unchecked.get visit zi
-                let mutable a = Unchecked.get pi z * Unchecked.get stay z
-                for c in Unchecked.get inStart z .. Unchecked.get inStart (z + 1) - 1 do
-                    a <- a + Unchecked.get pi (Unchecked.get inSource c) * Unchecked.get p c
+                let z = Unsafe.Add(&visitRef, zi)
+                let mutable a = Unsafe.Add(&piRef, z) * Unsafe.Add(&stayRef, z)
+                let c1 = Unsafe.Add(&startRef, z + 1)
+                let mutable c = Unsafe.Add(&startRef, z)
+                while c < c1 do
+                    a <- a + Unsafe.Add(&piRef, Unsafe.Add(&srcRef, c)) * Unsafe.Add(&pRef, c)
+                    c <- c + 1
                 next.[z] <- a
-                top <- max top a
+                if a > top then top <- a
         else
             for z in 0 .. u.Count - 1 do
                 let oz = z * width
