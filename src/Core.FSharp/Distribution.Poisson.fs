@@ -59,6 +59,18 @@ module internal Poisson =
             let x = float k
             Math.Exp(-stirlingError x - deviance x mu) / Math.Sqrt(2.0 * Math.PI * x)
 
+    /// `weight k μ` bit for bit for many μ with 0 ≤ k ≤ kMax: the factors that depend on k alone
+    /// (Stirling's error term, √(2πk)) are tabulated once, which is most of the cost of a weight
+    /// when one is needed per observation.
+    type WeightTable(kMax: int) =
+        let stirling = Array.init (kMax + 1) (fun k -> if k = 0 then 0.0 else stirlingError (float k))
+        let root = Array.init (kMax + 1) (fun k -> Math.Sqrt(2.0 * Math.PI * float k))
+
+        /// Pois(k; μ) for μ > 0, k ≤ kMax.
+        member _.Weight(k: int, mu: float) =
+            if k = 0 then Math.Exp(-mu)
+            else Math.Exp(-stirling.[k] - deviance (float k) mu) / root.[k]
+
     /// The ends [lo, hi] of the window of jump counts for μ > 0 whose two tails are each below
     /// tolerance/2, and the weight at the mode (so that callers need not recompute it). Tail
     /// bounds are geometric: beyond the mode the ratio of neighbouring weights only shrinks
