@@ -26,5 +26,8 @@ if (args.Length > 0 && args[0] == "replay")
 // 1024·4^k against our exact log-likelihood + gradient (errors and times side by side; supplements TraceLikelihoodBenchmarks).
 if (args.Length > 0 && args[0] == "euler-accuracy")
     return EulerAccuracyHarness.Run(args.Skip(1).ToArray());
+// `-- likelihood [rounds]`: Euler central differences vs exact LL + gradient, alternating rounds, medians (supplements TraceLikelihoodBenchmarks).
+if (args.Length > 0 && args[0] == "likelihood")
+    return LikelihoodHarness.Run(args.Skip(1).ToArray());
 BenchmarkSwitcher.FromAssembly(typeof(ScaleHarness).Assembly).Run(args);
 return 0;

@@ -54,14 +54,17 @@ module TraceLikelihood =
     type private Densities =
         { F: float[]
           LogF: float[]
-          DLog: float[][] }
+          DLog: float[][]
+          /// When `fused`: Σ log f (column 0) and Σ ∂ log f/∂θ_j (column 1 + j), in place of
+          /// LogF and DLog (which are then not filled).
+          Totals: LikelihoodTotals }
 
     /// log f and ∂ log f/∂θ from EVERY step of the sweep, in log space (log Pois(k; μ) =
     /// k log μ − μ − log k!, the sweep's exponents added, terms combined relative to the
     /// largest). Used when the Poisson window around the mode cannot resolve f: an observation
     /// far in a tail (its density is carried by steps far from the mode, where the window's
     /// absolute truncation is no longer a relative one), or a rescaled sweep.
-    let private logSpace (sw: SweepTable) (logFactorial: float[]) (mu: float) (maxExit: float) (data: float[]) (i: int) (theta: float[]) (dlog: float[][]) =
+    let private logSpace (sw: SweepTable) (logFactorial: float[]) (mu: float) (maxExit: float) (data: float[]) (i: int) (theta: float[]) (dlog: float[][]) (at: int) =
         let steps = sw.Steps
         let width = sw.Width
         let d = width - 1
@@ -86,7 +89,7 @@ module TraceLikelihood =
                     for j in 0 .. d - 1 do
                         let x = table.[(1 + j) * steps + k]
                         if x <> 0.0 then acc.[j] <- acc.[j] + float (sign x) * Math.Exp(lw + Math.Log(abs x))
-                for j in 0 .. d - 1 do dlog.[j].[i] <- acc.[j] / s
+                for j in 0 .. d - 1 do dlog.[j].[at] <- acc.[j] / s
                 top + Math.Log s
         // Terms beyond the sweep (k ≥ steps) were never computed: Σ_{k ≥ steps} Pois(k; μ) v_k ≤
         // Pois(steps; μ)/(1 − μ/(steps + 1)) · max exit rate · the chain's mass at the end.
@@ -103,8 +106,10 @@ module TraceLikelihood =
 
     /// Densities (continuous) or probabilities (discrete) of every observation (only when
     /// `withDensity`: the log-likelihood needs just their logs), their logs and, when
-    /// `withTangents`, the derivatives of the logs.
-    let private densities (t: Trace) (theta: float[]) (data: float[]) (withTangents: bool) (withDensity: bool) : Densities =
+    /// `withTangents`, the derivatives of the logs. `fused` (the log-likelihood and its gradient):
+    /// each observation goes straight into the compensated totals instead — in the common case a
+    /// vector of observations at a time, in sorted order, with no per-observation array.
+    let private densities (t: Trace) (theta: float[]) (data: float[]) (withTangents: bool) (withDensity: bool) (fused: bool) : Densities =
         let g = t.Graph
         checkData g data
         let ev = TraceEval.evaluate t theta
@@ -113,17 +118,23 @@ module TraceLikelihood =
         let nObs = data.Length
         let d = dws.Length
         let f = if withDensity then Array.zeroCreate nObs else [||]
-        // every entry is written below
-        let logF = GC.AllocateUninitializedArray<float> nObs
-        let dlog = Array.init d (fun _ -> Array.zeroCreate nObs)
+        let acc = LikelihoodTotals(if fused then 1 + d else 0)
+        // every entry is written below (fused: none is; logSpace's tangents go to dlog.[j].[0])
+        let logF = GC.AllocateUninitializedArray<float>(if fused then 0 else nObs)
+        let dlog = Array.init d (fun _ -> Array.zeroCreate (if fused then 1 else nObs))
         // One observation from its value s (in units of 2^exponent) and tangents ds.[o + j·stride].
         let finish (i: int) (s: float) (exponent: int) (ds: float[]) (o: int) (stride: int) =
             if s > 0.0 then
-                if withDensity then f.[i] <- Math.ScaleB(s, exponent)
-                logF.[i] <- Math.Log s + float exponent * ln2
-                for j in 0 .. d - 1 do dlog.[j].[i] <- ds.[o + j * stride] / s
-            else
-                logF.[i] <- Double.NegativeInfinity
+                let lf = Math.Log s + float exponent * ln2
+                if fused then
+                    acc.Add(0, lf)
+                    for j in 0 .. d - 1 do acc.Add(1 + j, ds.[o + j * stride] / s)
+                else
+                    if withDensity then f.[i] <- Math.ScaleB(s, exponent)
+                    logF.[i] <- lf
+                    for j in 0 .. d - 1 do dlog.[j].[i] <- ds.[o + j * stride] / s
+            elif fused then acc.Add(0, Double.NegativeInfinity)
+            else logF.[i] <- Double.NegativeInfinity
         if g.IsDiscrete then
             let u = UniformizationSweep.uniformize g w dws 1.0
             let kMax = if nObs = 0 then 0 else int (Array.max data)
@@ -167,14 +178,58 @@ module TraceLikelihood =
                      for k in 2 .. steps do a.[k] <- a.[k - 1] + Math.Log(float k)
                      a)
             let mu = Array.init nObs (fun i -> lambda * data.[i])
+            // Observation i far in a tail (or in a rescaled sweep): every step, in log space.
+            let tail (i: int) =
+                let lf = logSpace sw logFactorial.Value mu.[i] maxExit data i theta dlog (if fused then 0 else i)
+                if fused then
+                    acc.Add(0, lf)
+                    // logSpace leaves the tangents alone where f = 0 (the gradient is then zeroed)
+                    if not (Double.IsNegativeInfinity lf) then
+                        for j in 0 .. d - 1 do acc.Add(1 + j, dlog.[j].[0])
+                else
+                    logF.[i] <- lf
+                    if withDensity then f.[i] <- Math.Exp lf
             if sw.Rescaled then
                 // A rescaled sweep: every step in log space (the window sums assume one scale).
                 for i in 0 .. nObs - 1 do
                     if mu.[i] = 0.0 then finish i table.[0] sw.Exponents.[0] table steps steps
+                    else tail i
+            elif fused then
+                let sums = UniformizationWindows.sums table sw.Width steps mu
+                let columns = sums.Columns
+                let order = sums.Order
+                let leftOut = sums.LeftOut
+                let shift = sums.Shift
+                let value = columns.[0]
+                // The window at sorted position q is trusted when the Poisson mass it left out,
+                // times the largest exit rate (every v_k is at most that rate), is ≤ 1e-9 of s.
+                let one (q: int) =
+                    let i = order.[q]
+                    let s = value.[q]
+                    if mu.[i] = 0.0 || leftOut.[q] * maxExit <= 1e-9 * s then
+                        if s > 0.0 then
+                            acc.Add(0, Math.Log s + shift.[q])
+                            let inv = 1.0 / s
+                            for j in 0 .. d - 1 do acc.Add(1 + j, columns.[1 + j].[q] * inv)
+                        else acc.Add(0, Double.NegativeInfinity)
+                    else tail i
+                // A vector of positions at a time when every lane is the common case (s > 0 and
+                // the window trusted; μ = 0 leaves out nothing, so it needs no test of its own).
+                let n = Vector<float>.Count
+                let maxExitV = Vector<float>(maxExit)
+                let tolV = Vector<float>(1e-9)
+                let mutable q = 0
+                while q + n <= nObs do
+                    let s = Vector<float>(value, q)
+                    if Vector.GreaterThanAll(s, Vector<float>.Zero)
+                       && Vector.LessThanOrEqualAll(Vector<float>(leftOut, q) * maxExitV, tolV * s) then
+                        acc.AddVector(0, Vector.Log s + Vector<float>(shift, q))
+                        let inv = Vector<float>.One / s
+                        for j in 0 .. d - 1 do acc.AddVector(1 + j, Vector<float>(columns.[1 + j], q) * inv)
                     else
-                        let lf = logSpace sw logFactorial.Value mu.[i] maxExit data i theta dlog
-                        logF.[i] <- lf
-                        if withDensity then f.[i] <- Math.Exp lf
+                        for l in q .. q + n - 1 do one l
+                    q <- q + n
+                for l in q .. nObs - 1 do one l
             else
                 let sums = UniformizationWindows.sums table sw.Width steps mu
                 let columns = sums.Columns
@@ -204,41 +259,24 @@ module TraceLikelihood =
                             for j in 0 .. d - 1 do dlog.[j].[i] <- columns.[1 + j].[q] * inv
                         else logF.[i] <- Double.NegativeInfinity
                     else
-                        // Far in a tail: every step, in log space.
-                        let lf = logSpace sw logFactorial.Value mu.[i] maxExit data i theta dlog
-                        logF.[i] <- lf
-                        if withDensity then f.[i] <- Math.Exp lf
-        { F = f; LogF = logF; DLog = dlog }
+                        tail i
+        { F = f; LogF = logF; DLog = dlog; Totals = acc }
 
     /// The density (continuous) or probability (discrete) of each observation at θ (0 where it
     /// underflows; logLikelihood keeps such values finite).
-    let density (t: Trace) (theta: float[]) (data: float[]) : float[] = (densities t theta data false true).F
-
-    /// Σ x in index order, compensated (Neumaier): the result is then within an ulp or two of
-    /// the exact sum whatever the order of the terms, so sorted and unsorted data (and the
-    /// grouping of observations inside the window sums) agree even where the per-observation
-    /// gradients cancel. An infinite term gives the plain sum.
-    let private total (xs: float[]) =
-        let mutable s = 0.0
-        let mutable c = 0.0
-        for x in xs do
-            let t = s + x
-            if abs s >= abs x then c <- c + ((s - t) + x) else c <- c + ((x - t) + s)
-            s <- t
-        if Double.IsFinite s then s + c else s
+    let density (t: Trace) (theta: float[]) (data: float[]) : float[] = (densities t theta data false true false).F
 
     /// Σ_i log f(x_i; θ), accurate in the tails (log space where f underflows). −∞ only when
     /// some observation has density exactly 0 (the model cannot produce it at θ).
-    let logLikelihood (t: Trace) (theta: float[]) (data: float[]) : float = total (densities t theta data false false).LogF
+    let logLikelihood (t: Trace) (theta: float[]) (data: float[]) : float = (densities t theta data false false true).Totals.Total 0
 
     /// Σ_i log f(x_i; θ) and its gradient with respect to θ. Policy where the log-likelihood is
     /// −∞ (an observation of density 0): the gradient is all zeros — there is no finite
     /// direction, and a NaN would poison whatever consumes it; callers test the value for −∞.
     let logLikelihoodWithGradient (t: Trace) (theta: float[]) (data: float[]) : LikelihoodResult =
-        let r = densities t theta data true false
-        let ll = total r.LogF
-        let grad =
-            r.DLog |> Array.map total
+        let r = densities t theta data true false true
+        let ll = r.Totals.Total 0
+        let grad = Array.init r.DLog.Length (fun j -> r.Totals.Total(1 + j))
         { LogLikelihood = ll
           Gradient = (if Double.IsNegativeInfinity ll then Array.zeroCreate grad.Length else grad) }
 
