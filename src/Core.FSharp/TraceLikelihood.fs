@@ -9,6 +9,18 @@ type LikelihoodResult =
     { LogLikelihood: float
       Gradient: float[] }
 
+/// The window sums' workspace of the current thread (UniformizationWindows.Workspace): a
+/// log-likelihood is taken many times (once per θ, per particle) on the same data, so each
+/// thread keeps its arrays (O(observations)) instead of allocating them per call. One call at a
+/// time per thread (nothing in a call re-enters it), so they are never shared.
+type internal WindowWorkspace() =
+    [<ThreadStatic; DefaultValue>]
+    static val mutable private current: UniformizationWindows.Workspace
+
+    static member Current =
+        if isNull WindowWorkspace.current then WindowWorkspace.current <- UniformizationWindows.Workspace()
+        WindowWorkspace.current
+
 /// Log-likelihood of observed absorption times and its exact gradient, from an evaluated trace
 /// (the ORIGINAL chain's weights — no re-elimination). Continuous models: the exact
 /// uniformization sweep f(t) = Σ_k Pois(k; Λt) · α P^k s with P = I + S/Λ, all observations in
@@ -195,7 +207,7 @@ module TraceLikelihood =
                     if mu.[i] = 0.0 then finish i table.[0] sw.Exponents.[0] table steps steps
                     else tail i
             elif fused then
-                let sums = UniformizationWindows.sums table sw.Width steps mu
+                let sums = UniformizationWindows.sumsInto WindowWorkspace.Current table sw.Width steps mu
                 let columns = sums.Columns
                 let order = sums.Order
                 let leftOut = sums.LeftOut

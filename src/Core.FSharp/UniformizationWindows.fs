@@ -23,17 +23,19 @@ module internal UniformizationWindows =
     [<Literal>]
     let MinBlock = 8
 
-    /// Indices 0 .. n − 1 ordered by value, ties by index. Already sorted data (the check is
-    /// O(n)) skip the sort.
-    let sortedOrder (values: float[]) : int[] =
+    /// Indices 0 .. n − 1 (n = values.Length) ordered by value, ties by index, into order.[0 .. n − 1];
+    /// keys n gives scratch of ≥ n entries, asked for only when the values are not already
+    /// sorted (the check is O(n); sorted data skip the sort).
+    let private sortOrderInto (values: float[]) (order: int[]) (keys: int -> float[]) =
         let n = values.Length
-        let order = Array.init n id
+        for i in 0 .. n - 1 do order.[i] <- i
         let mutable sorted = true
         for i in 1 .. n - 1 do
             if values.[i] < values.[i - 1] then sorted <- false
         if not sorted then
-            let keys = Array.copy values
-            Array.Sort(keys, order)
+            let keys = keys n
+            Array.blit values 0 keys 0 n
+            Array.Sort(keys, order, 0, n)
             // Array.Sort is not stable: put each run of equal values back in index order.
             let mutable i = 0
             while i < n do
@@ -41,6 +43,12 @@ module internal UniformizationWindows =
                 while j < n && keys.[j] = keys.[i] do j <- j + 1
                 if j - i > 1 then Array.Sort(order, i, j - i)
                 i <- j
+
+    /// Indices 0 .. n − 1 ordered by value, ties by index. Already sorted data (the check is
+    /// O(n)) skip the sort.
+    let sortedOrder (values: float[]) : int[] =
+        let order = Array.zeroCreate values.Length
+        sortOrderInto values order Array.zeroCreate
         order
 
     /// The sums of one call, by SORTED position q (observation Order.[q]): column c's sum at
@@ -270,35 +278,73 @@ module internal UniformizationWindows =
                 c.Out.LeftOut.[q] <- above + below
             true
 
-    /// For every observation i (μ.[i] = Λ t_i ≥ 0), by sorted position (see WindowSums): the
-    /// sums Σ_k Pois(k; μ_i) column_c[k] over its window and the bound on the Poisson mass the
-    /// window left out. μ = 0 gives row 0 and bound 0. The table (column-major, `steps` rows)
-    /// must have a row for every k a window reaches (the caller sizes the sweep for the largest
-    /// μ, plus UniformizationBlocks.Shifts rows).
-    let sums (table: float[]) (width: int) (steps: int) (mu: float[]) : WindowSums =
+    /// The arrays a call of `sumsInto` needs, kept from call to call and grown as needed (every
+    /// one is rewritten before it is read, so what a previous call left does not matter): a
+    /// caller that takes many calls (the log-likelihood, once per θ) then allocates nothing per
+    /// observation, and the arrays stay in cache. Not for two calls at once.
+    [<AllowNullLiteral>]
+    type Workspace() =
+        member val Order: int[] = [||] with get, set
+        member val Keys: float[] = [||] with get, set
+        member val Columns: float[][] = [||] with get, set
+        member val Shift: float[] = [||] with get, set
+        member val LeftOut: float[] = [||] with get, set
+        member val Sorted: float[] = [||] with get, set
+        /// 1/k and 1/(k(k + 1)) for k < InvK.Length (they do not depend on the call).
+        member val InvK: float[] = [||] with get, set
+        member val InvKK: float[] = [||] with get, set
+        member val Weights: Poisson.WeightTable voption = ValueNone with get, set
+        member val WeightsKMax = -1 with get, set
+        member val Blocks: UniformizationBlocks.Scratch = { Weights = [||]; F = [||] } with get, set
+        member val LaneP: Vector<float>[] = [||] with get, set
+
+    /// a if it has at least `size` entries, else a new array of exactly that size (uninitialized).
+    let private atLeast (a: 'T[]) (size: int) : 'T[] =
+        if a.Length >= size then a else GC.AllocateUninitializedArray<'T> size
+
+    /// `sums` with its arrays from (and kept in) ws: the result's arrays are ws's, valid until
+    /// the next call with ws, and may be longer than nObs + Vector<float>.Count − 1 (read only
+    /// the positions below nObs and the room just past them).
+    let sumsInto (ws: Workspace) (table: float[]) (width: int) (steps: int) (mu: float[]) : WindowSums =
         let nObs = mu.Length
         let n = Vector<float>.Count
         let muMax = Array.fold max 0.0 mu
         let kMax = min (steps - 1) (int (Math.Floor muMax))
         // Every entry up to nObs is written below: only the room past it is zeroed (readers
         // may load whole vectors there).
-        let room () =
-            let a = GC.AllocateUninitializedArray<float>(nObs + n)
+        let room (a: float[]) =
+            let a = atLeast a (nObs + n)
             Array.fill a nObs n 0.0
             a
+        ws.Order <- atLeast ws.Order nObs
+        sortOrderInto mu ws.Order (fun size -> ws.Keys <- atLeast ws.Keys size; ws.Keys)
+        if ws.Columns.Length <> width then ws.Columns <- Array.create width [||]
+        for j in 0 .. width - 1 do ws.Columns.[j] <- room ws.Columns.[j]
+        ws.Shift <- room ws.Shift
+        ws.LeftOut <- room ws.LeftOut
+        if ws.InvK.Length < steps + 1 then
+            ws.InvK <- Array.init (steps + 1) (fun k -> if k = 0 then 0.0 else 1.0 / float k)
+            ws.InvKK <- Array.init (steps + 1) (fun k -> if k = 0 then 0.0 else 1.0 / (float k * float (k + 1)))
+        // A table for a larger kMax has the same weights for every k ≤ kMax.
+        if ws.WeightsKMax < max 0 kMax then
+            ws.Weights <- ValueSome(Poisson.WeightTable(max 0 kMax))
+            ws.WeightsKMax <- max 0 kMax
+        if ws.Blocks.Weights.Length < steps || ws.Blocks.F.Length < width * UniformizationBlocks.Shifts then
+            ws.Blocks <- UniformizationBlocks.scratch steps width
+        if width > 2 && ws.LaneP.Length < steps then ws.LaneP <- Array.zeroCreate steps
         let out =
-            { Order = sortedOrder mu
-              Columns = Array.init width (fun _ -> room ())
-              Shift = room ()
-              LeftOut = room () }
+            { Order = ws.Order
+              Columns = ws.Columns
+              Shift = ws.Shift
+              LeftOut = ws.LeftOut }
         let order = out.Order
         let c =
             { Table = table
               Width = width
               Steps = steps
-              InvK = Array.init (steps + 1) (fun k -> if k = 0 then 0.0 else 1.0 / float k)
-              InvKK = Array.init (steps + 1) (fun k -> if k = 0 then 0.0 else 1.0 / (float k * float (k + 1)))
-              Weights = Poisson.WeightTable(max 0 kMax)
+              InvK = ws.InvK
+              InvKK = ws.InvKK
+              Weights = ws.Weights.Value
               Mu = mu
               Out = out }
         let lanes =
@@ -306,7 +352,7 @@ module internal UniformizationWindows =
               InvMu = Array.zeroCreate n
               Cut = Array.zeroCreate n
               Start = Array.zeroCreate n
-              P = if width > 2 then Array.zeroCreate steps else [||] }
+              P = ws.LaneP }
         let sum = Array.zeroCreate width
         let mutable pos = 0
         while pos < nObs && mu.[order.[pos]] = 0.0 do
@@ -315,9 +361,10 @@ module internal UniformizationWindows =
             out.LeftOut.[pos] <- 0.0
             pos <- pos + 1
         let mode i = min (int (Math.Floor mu.[i])) (steps - 1)
-        let blocks = UniformizationBlocks.scratch steps width
+        let blocks = ws.Blocks
         // μ by sorted position, padded with the last one (blocks read whole vectors).
-        let sorted = GC.AllocateUninitializedArray<float>(nObs + n)
+        ws.Sorted <- atLeast ws.Sorted (nObs + n)
+        let sorted = ws.Sorted
         for q in 0 .. nObs - 1 do sorted.[q] <- mu.[order.[q]]
         for q in nObs .. nObs + n - 1 do sorted.[q] <- (if nObs = 0 then 0.0 else sorted.[nObs - 1])
         let blockOut = Array.append out.Columns [| out.Shift; out.LeftOut |]
@@ -349,3 +396,12 @@ module internal UniformizationWindows =
                 taken <- count
             pos <- pos + taken
         out
+
+    /// For every observation i (μ.[i] = Λ t_i ≥ 0), by sorted position (see WindowSums): the
+    /// sums Σ_k Pois(k; μ_i) column_c[k] over its window and the bound on the Poisson mass the
+    /// window left out. μ = 0 gives row 0 and bound 0. The table (column-major, `steps` rows)
+    /// must have a row for every k a window reaches (the caller sizes the sweep for the largest
+    /// μ, plus UniformizationBlocks.Shifts rows). The result's arrays are new (Order has nObs
+    /// entries, the others nObs + Vector<float>.Count − 1).
+    let sums (table: float[]) (width: int) (steps: int) (mu: float[]) : WindowSums =
+        sumsInto (Workspace()) table width steps mu

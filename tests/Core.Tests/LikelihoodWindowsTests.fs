@@ -176,6 +176,36 @@ let apiTests =
                 Expect.isLessThanOrEqual err (1e-11 * max 1.0 (abs (logf positive.[i]))) (sprintf "log f(%g)" positive.[i])
         }
 
+        test "a thread's reused window workspace: every result bit for bit as on a fresh thread, whatever came before" {
+            // Sizes and widths up and down (4 columns with lane weights stored, 2, value only;
+            // 10,007 observations, then 7, then 0), sorted and unsorted.
+            let rabbits = Models.rabbits3 3
+            let coal = Models.coalescent 10 None
+            let two = Models.twoDeme 3
+            let cases =
+                [| Trace.record rabbits |> TracePasses.optimize, [| 0.9; 1.8; 3.5 |], draws rabbits [| 0.9; 1.8; 3.5 |] 5003 21
+                   Trace.record coal |> TracePasses.optimize, [| 1.0 |], Array.sort (draws coal [| 1.0 |] 10_007 5)
+                   Trace.record two |> TracePasses.optimize, [| 1.2; 0.4 |], draws two [| 1.2; 0.4 |] 7 9
+                   Trace.record coal |> TracePasses.optimize, [| 1.3 |], [||] |]
+            let run (tr, theta, data) =
+                let r = TraceLikelihood.logLikelihoodWithGradient tr theta data
+                Array.append [| TraceLikelihood.logLikelihood tr theta data; r.LogLikelihood |] r.Gradient
+            let onThread (f: unit -> 'a) =
+                let mutable result = Unchecked.defaultof<'a>
+                let th = Threading.Thread(fun () -> result <- f ())
+                th.Start()
+                th.Join()
+                result
+            let fresh = cases |> Array.map (fun c -> onThread (fun () -> run c))
+            let order = [| 0; 1; 2; 3; 2; 1; 0; 3; 1; 2 |]
+            let reused = onThread (fun () -> order |> Array.map (fun i -> run cases.[i]))
+            for k in 0 .. order.Length - 1 do
+                let i = order.[k]
+                Expect.equal (BitConverter.DoubleToInt64Bits reused.[k].[0]) (BitConverter.DoubleToInt64Bits fresh.[i].[0]) (sprintf "call %d (case %d): the log-likelihood" k i)
+                Expect.equal reused.[k] fresh.[i] (sprintf "call %d (case %d): value and gradient" k i)
+                Expect.equal reused.[k].[0] reused.[k].[1] (sprintf "case %d: with or without the gradient, the same value" i)
+        }
+
         test "gradient of 3,000 draws = central finite differences (1e-6) on cyclic models" {
             for name, g, theta in [ "twoDeme 3", Models.twoDeme 3, [| 1.2; 0.4 |]; "rabbits3 3", Models.rabbits3 3, [| 0.9; 1.8; 3.5 |] ] do
                 let tr = Trace.record g |> TracePasses.optimize
