@@ -22,6 +22,12 @@ type internal LikelihoodTotals(width: int) =
         vc.[c] <- vc.[c] + Vector.ConditionalSelect(sBig, (s - t) + x, (x - t) + s)
         vs.[c] <- t
 
+    /// Column c's lane sums and compensations, kept by a caller in registers in place of
+    /// AddVector(c, …) calls (none may have been made for c).
+    member _.SetLanes(c: int, sum: Vector<float>, compensation: Vector<float>) =
+        vs.[c] <- sum
+        vc.[c] <- compensation
+
     member _.Add(c: int, x: float) =
         let s = ss.[c]
         let t = s + x

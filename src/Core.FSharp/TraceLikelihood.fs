@@ -189,7 +189,11 @@ module TraceLikelihood =
                     (let a = Array.zeroCreate (steps + 1)
                      for k in 2 .. steps do a.[k] <- a.[k - 1] + Math.Log(float k)
                      a)
-            let mu = Array.init nObs (fun i -> lambda * data.[i])
+            let ws = WindowWorkspace.Current
+            // From the workspace when the data size repeats (every entry is written here).
+            if ws.Mu.Length <> nObs then ws.Mu <- GC.AllocateUninitializedArray<float> nObs
+            let mu = ws.Mu
+            for i in 0 .. nObs - 1 do mu.[i] <- lambda * data.[i]
             // Observation i far in a tail (or in a rescaled sweep): every step, in log space.
             let tail (i: int) =
                 let lf = logSpace sw logFactorial.Value mu.[i] maxExit data i theta dlog (if fused then 0 else i)
@@ -207,7 +211,7 @@ module TraceLikelihood =
                     if mu.[i] = 0.0 then finish i table.[0] sw.Exponents.[0] table steps steps
                     else tail i
             elif fused then
-                let sums = UniformizationWindows.sumsInto WindowWorkspace.Current table sw.Width steps mu
+                let sums = UniformizationWindows.sumsInto ws table sw.Width steps mu
                 let columns = sums.Columns
                 let order = sums.Order
                 let leftOut = sums.LeftOut
@@ -230,18 +234,35 @@ module TraceLikelihood =
                 let n = Vector<float>.Count
                 let maxExitV = Vector<float>(maxExit)
                 let tolV = Vector<float>(1e-9)
+                // The value's and the first tangent's lane sums in registers (as
+                // LikelihoodTotals.AddVector would add them), the other tangents through acc.
+                let mutable s0 = Vector<float>.Zero
+                let mutable c0 = Vector<float>.Zero
+                let mutable s1 = Vector<float>.Zero
+                let mutable c1 = Vector<float>.Zero
+                let tangent = if d >= 1 then columns.[1] else value
                 let mutable q = 0
                 while q + n <= nObs do
                     let s = Vector<float>(value, q)
                     if Vector.GreaterThanAll(s, Vector<float>.Zero)
                        && Vector.LessThanOrEqualAll(Vector<float>(leftOut, q) * maxExitV, tolV * s) then
-                        acc.AddVector(0, Vector.Log s + Vector<float>(shift, q))
-                        let inv = Vector<float>.One / s
-                        for j in 0 .. d - 1 do acc.AddVector(1 + j, Vector<float>(columns.[1 + j], q) * inv)
+                        let x = Vector.Log s + Vector<float>(shift, q)
+                        let t = s0 + x
+                        c0 <- c0 + Vector.ConditionalSelect(Vector.GreaterThanOrEqual(Vector.Abs s0, Vector.Abs x), (s0 - t) + x, (x - t) + s0)
+                        s0 <- t
+                        if d >= 1 then
+                            let inv = Vector<float>.One / s
+                            let x = Vector<float>(tangent, q) * inv
+                            let t = s1 + x
+                            c1 <- c1 + Vector.ConditionalSelect(Vector.GreaterThanOrEqual(Vector.Abs s1, Vector.Abs x), (s1 - t) + x, (x - t) + s1)
+                            s1 <- t
+                            for j in 1 .. d - 1 do acc.AddVector(1 + j, Vector<float>(columns.[1 + j], q) * inv)
                     else
                         for l in q .. q + n - 1 do one l
                     q <- q + n
                 for l in q .. nObs - 1 do one l
+                acc.SetLanes(0, s0, c0)
+                if d >= 1 then acc.SetLanes(1, s1, c1)
             else
                 let sums = UniformizationWindows.sums table sw.Width steps mu
                 let columns = sums.Columns

@@ -285,6 +285,8 @@ module internal UniformizationWindows =
     [<AllowNullLiteral>]
     type Workspace() =
         member val Order: int[] = [||] with get, set
+        /// Not used by sumsInto: room for its caller's μ (one array per thread with the rest).
+        member val Mu: float[] = [||] with get, set
         member val Keys: float[] = [||] with get, set
         member val Columns: float[][] = [||] with get, set
         member val Shift: float[] = [||] with get, set
