@@ -36,8 +36,12 @@ type internal WindowWorkspace() =
 /// Cost: the sweep (UniformizationSweep: pull form, value and tangents side by side) is paid
 /// once; the per-observation Poisson sums (most of the work for many observations) are taken in
 /// sorted order — dense runs as Poisson-convolution blocks (UniformizationBlocks), the rest as
-/// SIMD lane groups (UniformizationWindows) — and summed back in index order (compensated), so
-/// the result does not depend on the order of the data beyond rounding.
+/// SIMD lane groups (UniformizationWindows) — and their logs (and gradient terms) summed in
+/// that sorted order, a vector of observations at a time, into compensated per-lane sums
+/// (LikelihoodTotals): no per-observation array is written or read back, and the result does
+/// not depend on the order of the data (equal values sort together, so sorted and unsorted data
+/// give the same sums). The window sums' O(observations) arrays live in a per-thread workspace
+/// (WindowWorkspace): repeated calls (one per θ) allocate nothing that grows with the data.
 module TraceLikelihood =
 
     let private ln2 = Math.Log 2.0
@@ -264,7 +268,7 @@ module TraceLikelihood =
                 acc.SetLanes(0, s0, c0)
                 if d >= 1 then acc.SetLanes(1, s1, c1)
             else
-                let sums = UniformizationWindows.sums table sw.Width steps mu
+                let sums = UniformizationWindows.sumsInto ws table sw.Width steps mu
                 let columns = sums.Columns
                 // log s for every position, a vector at a time (within 2 ulps of Math.Log; the
                 // columns have room for a whole vector past the last position).
