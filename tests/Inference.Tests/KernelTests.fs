@@ -35,6 +35,34 @@ let tests =
             expectAsCore "discrete" disc [ [| 0.5; 0.6 |]; [| 0.2; 0.9 |] ] (simulate disc [| 0.5; 0.6 |] 200 13)
         }
 
+        test "core's window sums: 10,007 unsorted draws and far-tail/central mixes equal the core to 1e-12" {
+            // The kernel takes its window sums from the core's UniformizationWindows.sums; the
+            // core's own log-likelihood (an independent driver: its own sweep, log-space path and
+            // compensated totals) is the reference.
+            let coal = Models.coalescent 10 None
+            let expectClose name (theta: float[]) (data: float[]) =
+                let ll, grad = kernelLoglik (likelihoodKernel coal) theta data
+                let cll, cgrad = coreLoglik coal theta data
+                if not (Double.IsFinite ll) || relErr ll cll > 1e-12 then
+                    failtestf "%s θ=%A: log-likelihood %.17g, core %.17g" name theta ll cll
+                for j in 0 .. grad.Length - 1 do
+                    if not (Double.IsFinite grad.[j]) || relErr grad.[j] cgrad.[j] > 1e-12 then
+                        failtestf "%s θ=%A: ∂/∂θ%d %.17g, core %.17g" name theta j grad.[j] cgrad.[j]
+            let draws = simulate coal [| 1.0 |] 10_007 31
+            Expect.isFalse (Array.pairwise draws |> Array.forall (fun (a, b) -> a <= b)) "the draws are in sampling (unsorted) order"
+            for theta in [ [| 0.7 |]; [| 1.0 |]; [| 1.4 |] ] do expectClose "10,007 draws" theta draws
+            // Central draws interleaved with far right-tail times (the window around the Poisson
+            // mode misses the terms that carry f: the log-space path) and far left-tail ones.
+            let central = simulate coal [| 1.0 |] 600 32
+            let tails = [| 45.0; 0.002; 70.0; 0.0004; 30.0; 120.0; 0.01 |]
+            let mixed =
+                [| for i in 0 .. central.Length - 1 do
+                       if i % 90 = 5 then yield tails.[i / 90]
+                       yield central.[i] |]
+            Expect.equal mixed.Length (central.Length + tails.Length) "every tail time once"
+            for theta in [ [| 0.8 |]; [| 1.5 |] ] do expectClose "far tails and central" theta mixed
+        }
+
         test "closed forms: exponential and the n = 3 coalescent (hypoexponential)" {
             let data = simulate (Models.exponential None) [| 2.0 |] 100 3
             let ll, g = kernelLoglik (likelihoodKernel (Models.exponential None)) [| 1.7 |] data

@@ -212,10 +212,12 @@ public sealed class LikelihoodKernel
             if (muMax + 12.0 * Math.Sqrt(muMax) + 100.0 > LikelihoodData.MaxSteps)
                 throw new PtdException(string.Create(CultureInfo.InvariantCulture,
                     $"observation t = {data.Max:G6} with maximal exit rate Λ = {scale:G6} needs about {muMax:G3} uniformization steps (Λt), more than the {LikelihoodData.MaxSteps} allowed; rescale time (or the rates) so that Λ·t is smaller"));
-            steps = 1 + (data.Count == 0 ? 0 : PoissonTerms.WindowHigh(muMax));
+            steps = SweepSteps(muMax, data.Count);
         }
         ws.EnsureSteps(steps);
         bool scaled = Sweep(ws, steps, p);
+        if (!plan.Discrete && !scaled && data.Count > 0)
+            return Windowed(theta, data, ws, grad, epsilon, out zeroObservation, scale, steps, p);
 
         var acc = ws.Acc;
         double ll = 0.0;
@@ -301,6 +303,106 @@ public sealed class LikelihoodKernel
             }
             ll += exponent == 0 ? Math.Log(s) : Math.Log(s) + exponent * Ln2;
             for (int j = 0; j < p; j++) grad[j] += acc[j] / s;
+        }
+        return ll;
+    }
+
+    /// <summary>
+    /// The core's sweep length (TraceLikelihood): the largest μ's window up to and including the
+    /// first term under the cut, plus UniformizationBlocks.Shifts rows (a block of observations
+    /// reads that many rows past its window).
+    /// </summary>
+    private static int SweepSteps(double muMax, int count)
+    {
+        if (count == 0 || muMax == 0.0) return 1;
+        var (_, hi, _) = Poisson.bounds(muMax, 2.0 * UniformizationWindows.Eps * Poisson.weight((int)Math.Floor(muMax), muMax));
+        return 2 + hi + UniformizationBlocks.Shifts;
+    }
+
+    /// <summary>
+    /// The continuous, unrescaled case: every observation's window sum by the core's
+    /// <c>UniformizationWindows.sums</c> (sorted, SIMD lane groups and Poisson-convolution blocks)
+    /// over one column-major table copied from the sweep; then, in the ORIGINAL order, the core's
+    /// trust test (left-out Poisson mass × the largest exit rate ≤ 1e-9 of the sum), the
+    /// log-space path for observations that fail it, and the sums of log f and its tangents.
+    /// </summary>
+    private double Windowed(ReadOnlySpan<double> theta, LikelihoodData data, LikelihoodWorkspace ws, Span<double> grad,
+        double epsilon, out int zeroObservation, double scale, int steps, int p)
+    {
+        zeroObservation = -1;
+        int n = data.Count, t = _t, width = p + 1;
+        var v = ws.V;
+        var dv = ws.DV;
+        int stride = v.Length;
+        var table = ws.EnsureTable(width * steps);
+        Array.Copy(v, 0, table, 0, steps);
+        for (int j = 0; j < p; j++) Array.Copy(dv, j * stride, table, (1 + j) * steps, steps);
+        var mu = ws.EnsureMu(n);
+        var values = data.Values;
+        for (int i = 0; i < n; i++) mu[i] = scale * values[i];
+        var sums = UniformizationWindows.sums(table, width, steps, mu);
+        var order = sums.Order;
+        var position = ws.EnsurePosition(n);
+        for (int q = 0; q < n; q++) position[order[q]] = q;
+        var columns = sums.Columns;
+        var value = columns[0];
+        var leftOut = sums.LeftOut;
+        var shift = sums.Shift;
+        var exit = ws.Exit;
+        double maxExit = 0.0;
+        for (int i = 0; i < t; i++) maxExit = Math.Max(maxExit, exit[i]);
+        var acc = ws.Acc;
+        double ll = 0.0;
+        grad.Slice(0, p).Clear();
+        for (int i = 0; i < n; i++)
+        {
+            int q = position[i];
+            double s = value[q];
+            // log f = log s + logScale; acc holds the tangents in the units of s.
+            double logScale, logF = double.NaN;
+            if (mu[i] == 0.0 || leftOut[q] * maxExit <= 1e-9 * s)
+            {
+                logScale = shift[q];
+                for (int j = 0; j < p; j++) acc[j] = columns[1 + j][q];
+            }
+            else
+            {
+                // Far in a tail: the window misses the terms that carry f. Every step, in log space.
+                logF = LogSpaceSum(ws, steps, mu[i], maxExit, p, data, i, theta);
+                s = 1.0;
+                logScale = 0.0;
+            }
+
+            if (epsilon > 0)
+            {
+                // log(f + ε): phasic's compatibility mode (flattens the gradient where f is tiny).
+                double factor = double.IsNaN(logF) ? Math.Exp(logScale) : Math.Exp(logF);
+                double f = double.IsNaN(logF) ? s * factor : factor;
+                ll += Math.Log(f + epsilon);
+                for (int j = 0; j < p; j++) grad[j] += acc[j] * factor / (f + epsilon);
+                continue;
+            }
+            if (!double.IsNaN(logF))
+            {
+                if (double.IsNegativeInfinity(logF))
+                {
+                    zeroObservation = i;
+                    for (int j = 0; j < p; j++) grad[j] = double.NaN;
+                    return double.NegativeInfinity;
+                }
+                ll += logF;
+                for (int j = 0; j < p; j++) grad[j] += acc[j];
+                continue;
+            }
+            if (!(s > 0.0))
+            {
+                zeroObservation = i;
+                for (int j = 0; j < p; j++) grad[j] = double.NaN;
+                return double.NegativeInfinity;
+            }
+            ll += logScale == 0.0 ? Math.Log(s) : Math.Log(s) + logScale;
+            double inv = 1.0 / s;
+            for (int j = 0; j < p; j++) grad[j] += acc[j] * inv;
         }
         return ll;
     }
@@ -693,6 +795,34 @@ internal sealed class LikelihoodWorkspace
 
     /// <summary>The Poisson weights of the current observation's window.</summary>
     public double[] Weights { get; private set; } = [];
+
+    /// <summary>The sweep as one column-major table for UniformizationWindows.sums (grown, never shrunk).</summary>
+    public double[] Table { get; private set; } = [];
+
+    /// <summary>μ_i = Λ·t_i (exactly one entry per observation: the core's sums take its length as the count).</summary>
+    public double[] Mu { get; private set; } = [];
+
+    /// <summary>Per observation: its position in the sums' sorted order.</summary>
+    public int[] Position { get; private set; } = [];
+
+    public double[] EnsureTable(int length)
+    {
+        // Λ (so the sweep's length) varies with θ: grow by half again, not to each new length.
+        if (Table.Length < length) Table = new double[Math.Max(length, Table.Length + Table.Length / 2)];
+        return Table;
+    }
+
+    public double[] EnsureMu(int count)
+    {
+        if (Mu.Length != count) Mu = new double[count];
+        return Mu;
+    }
+
+    public int[] EnsurePosition(int count)
+    {
+        if (Position.Length < count) Position = new int[count];
+        return Position;
+    }
 
     /// <summary>log k! for k ≤ the buffer size (the tail path's Poisson weights).</summary>
     public double[] LogFactorial { get; private set; }

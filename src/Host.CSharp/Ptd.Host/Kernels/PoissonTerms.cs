@@ -60,20 +60,4 @@ internal static class PoissonTerms
     /// <summary>Pois(k; μ) for μ &gt; 0.</summary>
     public static double Pmf(int k, double mu) =>
         k == 0 ? Math.Exp(-mu) : Math.Exp(-StirlingError(k) - Bd0(k, mu) - 0.5 * Math.Log(2.0 * Math.PI * k));
-
-    /// <summary>The upper end of the window of k that carries the Poisson(μ) mass.</summary>
-    public static int WindowHigh(double mu)
-    {
-        if (mu <= 0.0) return 0;
-        int m = (int)Math.Floor(mu);
-        double pm = Pmf(m, mu);
-        double p = pm;
-        int hi = m;
-        while (p >= Eps * pm || hi <= mu)
-        {
-            hi++;
-            p = p * mu / hi;
-        }
-        return hi;
-    }
 }
