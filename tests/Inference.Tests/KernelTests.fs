@@ -40,14 +40,16 @@ let tests =
             // core's own log-likelihood (an independent driver: its own sweep, log-space path and
             // compensated totals) is the reference.
             let coal = Models.coalescent 10 None
-            let expectClose name (theta: float[]) (data: float[]) =
-                let ll, grad = kernelLoglik (likelihoodKernel coal) theta data
-                let cll, cgrad = coreLoglik coal theta data
+            let expectCloseFor (model: Graph) name (theta: float[]) (data: float[]) =
+                let ll, grad = kernelLoglik (likelihoodKernel model) theta data
+                let cll, cgrad = coreLoglik model theta data
                 if not (Double.IsFinite ll) || relErr ll cll > 1e-12 then
                     failtestf "%s θ=%A: log-likelihood %.17g, core %.17g" name theta ll cll
                 for j in 0 .. grad.Length - 1 do
                     if not (Double.IsFinite grad.[j]) || relErr grad.[j] cgrad.[j] > 1e-12 then
                         failtestf "%s θ=%A: ∂/∂θ%d %.17g, core %.17g" name theta j grad.[j] cgrad.[j]
+                ll, grad
+            let expectClose name theta data = expectCloseFor coal name theta data |> ignore
             let draws = simulate coal [| 1.0 |] 10_007 31
             Expect.isFalse (Array.pairwise draws |> Array.forall (fun (a, b) -> a <= b)) "the draws are in sampling (unsorted) order"
             for theta in [ [| 0.7 |]; [| 1.0 |]; [| 1.4 |] ] do expectClose "10,007 draws" theta draws
@@ -61,6 +63,23 @@ let tests =
                        yield central.[i] |]
             Expect.equal mixed.Length (central.Length + tails.Length) "every tail time once"
             for theta in [ [| 0.8 |]; [| 1.5 |] ] do expectClose "far tails and central" theta mixed
+            // Erlang(3) (v_k = 0 past k = 2, so the sweep is never rescaled): at θt ≥ 60 the window
+            // around the mode misses k = 2 and those observations take the log-space path inside
+            // the window-summed evaluation; the closed form checks both.
+            let erl = Models.erlang 3 None
+            let centralE = simulate erl [| 1.0 |] 400 33
+            let farE = [| 60.0; 150.0; 300.0; 90.0 |]
+            let mixedE =
+                [| for i in 0 .. centralE.Length - 1 do
+                       if i % 100 = 7 then yield farE.[i / 100]
+                       yield centralE.[i] |]
+            for th in [ 1.0; 0.7 ] do
+                let ll, grad = expectCloseFor erl "Erlang(3), far tails" [| th |] mixedE
+                let closed = mixedE |> Array.sumBy (fun t -> 3.0 * log th + 2.0 * log t - log 2.0 - th * t)
+                let dclosed = mixedE |> Array.sumBy (fun t -> 3.0 / th - t)
+                Expect.floatClose Accuracy.veryHigh ll closed "Erlang(3): Σ (3 log θ + 2 log t − log 2 − θt)"
+                if abs (grad.[0] - dclosed) > 1e-9 * (Array.sum mixedE) then
+                    failtestf "Erlang(3) θ=%g: ∂/∂θ %.17g, closed form %.17g" th grad.[0] dclosed
         }
 
         test "closed forms: exponential and the n = 3 coalescent (hypoexponential)" {

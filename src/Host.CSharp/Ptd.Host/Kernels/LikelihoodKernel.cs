@@ -8,11 +8,13 @@ namespace Ptd.Host.Kernels;
 /// The executable form of a likelihood kernel: a tight, allocation-free interpreter over a
 /// <see cref="LikelihoodPlan"/>. For one θ it computes Σ_i log f(x_i; θ) and its exact gradient
 /// by the core's algorithm (uniformization sweep with forward-mode tangents, Λ held fixed; the
-/// pmf recursion for discrete models): the same sweep, operation for operation, and the same
-/// Poisson window per observation, but each observation's window summed as vector dot products
-/// (its cost is most of the kernel's), so results agree with
-/// <c>TraceLikelihood.logLikelihoodWithGradient</c> to rounding (~1e-15 relative), not bit for
-/// bit. Two safeguards (the core has its own versions since issue 7, with a cruder test for when the
+/// pmf recursion for discrete models): the same sweep, operation for operation, of the core's
+/// length; for continuous models the per-observation Poisson window sums (most of the cost with
+/// many observations) are the core's own <c>UniformizationWindows.sums</c> over the sweep copied
+/// into one column-major table, with the core's trust test per observation. Results agree with
+/// <c>TraceLikelihood.logLikelihoodWithGradient</c> to rounding (~1e-15 relative; the core sums
+/// the observations compensated, the kernel plainly in index order), not bit for bit. A rescaled
+/// sweep keeps the kernel's own per-observation windows (vector dot products). Two safeguards (the core has its own versions since issue 7, with a cruder test for when the
 /// window suffices, so the two agree to ~1e-12 in the tails): the sweep vectors are rescaled by exact powers of two when
 /// they fall below 2^−512, and an observation whose window provably misses the terms that carry
 /// its density (far in a tail) is summed over every step in log space — so log f stays finite and

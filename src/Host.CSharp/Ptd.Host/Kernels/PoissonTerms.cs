@@ -2,9 +2,11 @@ namespace Ptd.Host.Kernels;
 
 /// <summary>
 /// The Poisson weights of the uniformization sum as the core computes them (TraceLikelihood's
-/// Loader saddle-point form, as in R's dpois, and its window rule), so that a kernel sums over
-/// exactly the core's window. The core keeps these internal; a change there must be mirrored here
-/// and the generator revision bumped (the agreement test in tests/Inference.Tests catches a drift).
+/// Loader saddle-point form, as in R's dpois, and its window cut), for where the kernel still sums
+/// windows itself: a rescaled sweep, and the log-space tail path's bound on the terms beyond the
+/// sweep. (The common case calls the core's UniformizationWindows directly.) A change in the core
+/// must be mirrored here and the generator revision bumped (the agreement tests in
+/// tests/Inference.Tests catch a drift).
 /// </summary>
 internal static class PoissonTerms
 {
