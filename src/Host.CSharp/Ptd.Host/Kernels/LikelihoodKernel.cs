@@ -339,13 +339,15 @@ public sealed class LikelihoodKernel
         var table = ws.EnsureTable(width * steps);
         Array.Copy(v, 0, table, 0, steps);
         for (int j = 0; j < p; j++) Array.Copy(dv, j * stride, table, (1 + j) * steps, steps);
+        // μ by the data's sorted position r (already in order: the sums' sort is then only a check).
         var mu = ws.EnsureMu(n);
-        var values = data.Values;
-        for (int i = 0; i < n; i++) mu[i] = scale * values[i];
+        var sorted = data.Sorted;
+        for (int r = 0; r < n; r++) mu[r] = scale * sorted[r];
         var sums = UniformizationWindows.sums(table, width, steps, mu);
         var order = sums.Order;
         var position = ws.EnsurePosition(n);
         for (int q = 0; q < n; q++) position[order[q]] = q;
+        var rank = data.Rank;
         var columns = sums.Columns;
         var value = columns[0];
         var leftOut = sums.LeftOut;
@@ -358,11 +360,11 @@ public sealed class LikelihoodKernel
         grad.Slice(0, p).Clear();
         for (int i = 0; i < n; i++)
         {
-            int q = position[i];
+            int r = rank[i], q = position[r];
             double s = value[q];
             // log f = log s + logScale; acc holds the tangents in the units of s.
             double logScale, logF = double.NaN;
-            if (mu[i] == 0.0 || leftOut[q] * maxExit <= 1e-9 * s)
+            if (mu[r] == 0.0 || leftOut[q] * maxExit <= 1e-9 * s)
             {
                 logScale = shift[q];
                 for (int j = 0; j < p; j++) acc[j] = columns[1 + j][q];
@@ -370,7 +372,7 @@ public sealed class LikelihoodKernel
             else
             {
                 // Far in a tail: the window misses the terms that carry f. Every step, in log space.
-                logF = LogSpaceSum(ws, steps, mu[i], maxExit, p, data, i, theta);
+                logF = LogSpaceSum(ws, steps, mu[r], maxExit, p, data, i, theta);
                 s = 1.0;
                 logScale = 0.0;
             }
