@@ -803,10 +803,10 @@ internal sealed class LikelihoodWorkspace
     /// <summary>The sweep as one column-major table for UniformizationWindows.sums (grown, never shrunk).</summary>
     public double[] Table { get; private set; } = [];
 
-    /// <summary>μ_i = Λ·t_i (exactly one entry per observation: the core's sums take its length as the count).</summary>
+    /// <summary>μ = Λ·t by the data's sorted position (exactly one entry per observation: the core's sums take its length as the count).</summary>
     public double[] Mu { get; private set; } = [];
 
-    /// <summary>Per observation: its position in the sums' sorted order.</summary>
+    /// <summary>Per sorted data position: its position in the sums' order (the identity when μ arrives sorted).</summary>
     public int[] Position { get; private set; } = [];
 
     public double[] EnsureTable(int length)
