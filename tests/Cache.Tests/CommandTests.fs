@@ -240,7 +240,7 @@ let private prewarmKernels () =
     Expect.stringContains listCode.Out "0 entries" "and lists nothing"
     let status = (site.Expect 0 [ "cache"; "status" ]).Out
     Expect.stringContains status "code (kind code, not built by this version" "status says so too"
-    Expect.stringContains status "kernels (kind kernel, revision 1)" "and gives the kernel layer's revision"
+    Expect.stringContains status "kernels (kind kernel, revision 2)" "and gives the kernel layer's revision"
 
 [<Tests>]
 let tests =

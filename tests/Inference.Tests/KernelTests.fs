@@ -35,6 +35,53 @@ let tests =
             expectAsCore "discrete" disc [ [| 0.5; 0.6 |]; [| 0.2; 0.9 |] ] (simulate disc [| 0.5; 0.6 |] 200 13)
         }
 
+        test "core's window sums: 10,007 unsorted draws and far-tail/central mixes equal the core to 1e-12" {
+            // The kernel takes its window sums from the core's UniformizationWindows.sums; the
+            // core's own log-likelihood (an independent driver: its own sweep, log-space path and
+            // compensated totals) is the reference.
+            let coal = Models.coalescent 10 None
+            let expectCloseFor (model: Graph) name (theta: float[]) (data: float[]) =
+                let ll, grad = kernelLoglik (likelihoodKernel model) theta data
+                let cll, cgrad = coreLoglik model theta data
+                if not (Double.IsFinite ll) || relErr ll cll > 1e-12 then
+                    failtestf "%s θ=%A: log-likelihood %.17g, core %.17g" name theta ll cll
+                for j in 0 .. grad.Length - 1 do
+                    if not (Double.IsFinite grad.[j]) || relErr grad.[j] cgrad.[j] > 1e-12 then
+                        failtestf "%s θ=%A: ∂/∂θ%d %.17g, core %.17g" name theta j grad.[j] cgrad.[j]
+                ll, grad
+            let expectClose name theta data = expectCloseFor coal name theta data |> ignore
+            let draws = simulate coal [| 1.0 |] 10_007 31
+            Expect.isFalse (Array.pairwise draws |> Array.forall (fun (a, b) -> a <= b)) "the draws are in sampling (unsorted) order"
+            for theta in [ [| 0.7 |]; [| 1.0 |]; [| 1.4 |] ] do expectClose "10,007 draws" theta draws
+            // Central draws interleaved with far right-tail times (the window around the Poisson
+            // mode misses the terms that carry f: the log-space path) and far left-tail ones.
+            let central = simulate coal [| 1.0 |] 600 32
+            let tails = [| 45.0; 0.002; 70.0; 0.0004; 30.0; 120.0; 0.01 |]
+            let mixed =
+                [| for i in 0 .. central.Length - 1 do
+                       if i % 90 = 5 then yield tails.[i / 90]
+                       yield central.[i] |]
+            Expect.equal mixed.Length (central.Length + tails.Length) "every tail time once"
+            for theta in [ [| 0.8 |]; [| 1.5 |] ] do expectClose "far tails and central" theta mixed
+            // Erlang(3) (v_k = 0 past k = 2, so the sweep is never rescaled): at θt ≥ 60 the window
+            // around the mode misses k = 2 and those observations take the log-space path inside
+            // the window-summed evaluation; the closed form checks both.
+            let erl = Models.erlang 3 None
+            let centralE = simulate erl [| 1.0 |] 400 33
+            let farE = [| 60.0; 150.0; 300.0; 90.0 |]
+            let mixedE =
+                [| for i in 0 .. centralE.Length - 1 do
+                       if i % 100 = 7 then yield farE.[i / 100]
+                       yield centralE.[i] |]
+            for th in [ 1.0; 0.7 ] do
+                let ll, grad = expectCloseFor erl "Erlang(3), far tails" [| th |] mixedE
+                let closed = mixedE |> Array.sumBy (fun t -> 3.0 * log th + 2.0 * log t - log 2.0 - th * t)
+                let dclosed = mixedE |> Array.sumBy (fun t -> 3.0 / th - t)
+                Expect.floatClose Accuracy.veryHigh ll closed "Erlang(3): Σ (3 log θ + 2 log t − log 2 − θt)"
+                if abs (grad.[0] - dclosed) > 1e-9 * (Array.sum mixedE) then
+                    failtestf "Erlang(3) θ=%g: ∂/∂θ %.17g, closed form %.17g" th grad.[0] dclosed
+        }
+
         test "closed forms: exponential and the n = 3 coalescent (hypoexponential)" {
             let data = simulate (Models.exponential None) [| 2.0 |] 100 3
             let ll, g = kernelLoglik (likelihoodKernel (Models.exponential None)) [| 1.7 |] data

@@ -12,7 +12,7 @@ open Ptd.Host.Composition
 
 /// Payload entries use the kernel layer's kind so that `ptd cache clear/verify/vacuum` treat them as cache entries
 /// (entries of kinds no layer owns are never touched by management).
-let payloadKind = ArtifactKind("kernel", 1)
+let payloadKind = Ptd.Host.Kernels.KernelRegistry.ArtifactKind
 
 /// The content key of payload `i`: 48 hex digits of a hash, then `i` in 16 hex digits (so a listing maps back to `i`).
 let keyOf (i: int64) =

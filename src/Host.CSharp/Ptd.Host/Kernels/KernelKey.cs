@@ -89,7 +89,7 @@ public sealed record KernelKey(string TraceKey, KernelKind Kind, int ParameterCo
     /// The kernel generator's revision. Bump it whenever the plan, its encoding or the way the
     /// executor evaluates it changes: old persisted kernels then live under other keys.
     /// </summary>
-    public const int CurrentGeneratorRevision = 1;
+    public const int CurrentGeneratorRevision = 2;
 
     /// <summary>The <see cref="Transform"/> of θ-space kernels.</summary>
     public const string ThetaSpace = "theta";

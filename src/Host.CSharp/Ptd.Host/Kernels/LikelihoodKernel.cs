@@ -8,11 +8,13 @@ namespace Ptd.Host.Kernels;
 /// The executable form of a likelihood kernel: a tight, allocation-free interpreter over a
 /// <see cref="LikelihoodPlan"/>. For one θ it computes Σ_i log f(x_i; θ) and its exact gradient
 /// by the core's algorithm (uniformization sweep with forward-mode tangents, Λ held fixed; the
-/// pmf recursion for discrete models): the same sweep, operation for operation, and the same
-/// Poisson window per observation, but each observation's window summed as vector dot products
-/// (its cost is most of the kernel's), so results agree with
-/// <c>TraceLikelihood.logLikelihoodWithGradient</c> to rounding (~1e-15 relative), not bit for
-/// bit. Two safeguards (the core has its own versions since issue 7, with a cruder test for when the
+/// pmf recursion for discrete models): the same sweep, operation for operation, of the core's
+/// length; for continuous models the per-observation Poisson window sums (most of the cost with
+/// many observations) are the core's own <c>UniformizationWindows.sums</c> over the sweep copied
+/// into one column-major table, with the core's trust test per observation. Results agree with
+/// <c>TraceLikelihood.logLikelihoodWithGradient</c> to rounding (~1e-15 relative; the core sums
+/// the observations compensated, the kernel plainly in index order), not bit for bit. A rescaled
+/// sweep keeps the kernel's own per-observation windows (vector dot products). Two safeguards (the core has its own versions since issue 7, with a cruder test for when the
 /// window suffices, so the two agree to ~1e-12 in the tails): the sweep vectors are rescaled by exact powers of two when
 /// they fall below 2^−512, and an observation whose window provably misses the terms that carry
 /// its density (far in a tail) is summed over every step in log space — so log f stays finite and
@@ -212,10 +214,12 @@ public sealed class LikelihoodKernel
             if (muMax + 12.0 * Math.Sqrt(muMax) + 100.0 > LikelihoodData.MaxSteps)
                 throw new PtdException(string.Create(CultureInfo.InvariantCulture,
                     $"observation t = {data.Max:G6} with maximal exit rate Λ = {scale:G6} needs about {muMax:G3} uniformization steps (Λt), more than the {LikelihoodData.MaxSteps} allowed; rescale time (or the rates) so that Λ·t is smaller"));
-            steps = 1 + (data.Count == 0 ? 0 : PoissonTerms.WindowHigh(muMax));
+            steps = SweepSteps(muMax, data.Count);
         }
         ws.EnsureSteps(steps);
         bool scaled = Sweep(ws, steps, p);
+        if (!plan.Discrete && !scaled && data.Count > 0)
+            return Windowed(theta, data, ws, grad, epsilon, out zeroObservation, scale, steps, p);
 
         var acc = ws.Acc;
         double ll = 0.0;
@@ -301,6 +305,108 @@ public sealed class LikelihoodKernel
             }
             ll += exponent == 0 ? Math.Log(s) : Math.Log(s) + exponent * Ln2;
             for (int j = 0; j < p; j++) grad[j] += acc[j] / s;
+        }
+        return ll;
+    }
+
+    /// <summary>
+    /// The core's sweep length (TraceLikelihood): the largest μ's window up to and including the
+    /// first term under the cut, plus UniformizationBlocks.Shifts rows (a block of observations
+    /// reads that many rows past its window).
+    /// </summary>
+    private static int SweepSteps(double muMax, int count)
+    {
+        if (count == 0 || muMax == 0.0) return 1;
+        var (_, hi, _) = Poisson.bounds(muMax, 2.0 * UniformizationWindows.Eps * Poisson.weight((int)Math.Floor(muMax), muMax));
+        return 2 + hi + UniformizationBlocks.Shifts;
+    }
+
+    /// <summary>
+    /// The continuous, unrescaled case: every observation's window sum by the core's
+    /// <c>UniformizationWindows.sums</c> (sorted, SIMD lane groups and Poisson-convolution blocks)
+    /// over one column-major table copied from the sweep; then, in the ORIGINAL order, the core's
+    /// trust test (left-out Poisson mass × the largest exit rate ≤ 1e-9 of the sum), the
+    /// log-space path for observations that fail it, and the sums of log f and its tangents.
+    /// </summary>
+    private double Windowed(ReadOnlySpan<double> theta, LikelihoodData data, LikelihoodWorkspace ws, Span<double> grad,
+        double epsilon, out int zeroObservation, double scale, int steps, int p)
+    {
+        zeroObservation = -1;
+        int n = data.Count, t = _t, width = p + 1;
+        var v = ws.V;
+        var dv = ws.DV;
+        int stride = v.Length;
+        var table = ws.EnsureTable(width * steps);
+        Array.Copy(v, 0, table, 0, steps);
+        for (int j = 0; j < p; j++) Array.Copy(dv, j * stride, table, (1 + j) * steps, steps);
+        // μ by the data's sorted position r (already in order: the sums' sort is then only a check).
+        var mu = ws.EnsureMu(n);
+        var sorted = data.Sorted;
+        for (int r = 0; r < n; r++) mu[r] = scale * sorted[r];
+        var sums = UniformizationWindows.sums(table, width, steps, mu);
+        var order = sums.Order;
+        var position = ws.EnsurePosition(n);
+        for (int q = 0; q < n; q++) position[order[q]] = q;
+        var rank = data.Rank;
+        var columns = sums.Columns;
+        var value = columns[0];
+        var leftOut = sums.LeftOut;
+        var shift = sums.Shift;
+        var exit = ws.Exit;
+        double maxExit = 0.0;
+        for (int i = 0; i < t; i++) maxExit = Math.Max(maxExit, exit[i]);
+        var acc = ws.Acc;
+        double ll = 0.0;
+        grad.Slice(0, p).Clear();
+        for (int i = 0; i < n; i++)
+        {
+            int r = rank[i], q = position[r];
+            double s = value[q];
+            // log f = log s + logScale; acc holds the tangents in the units of s.
+            double logScale, logF = double.NaN;
+            if (mu[r] == 0.0 || leftOut[q] * maxExit <= 1e-9 * s)
+            {
+                logScale = shift[q];
+                for (int j = 0; j < p; j++) acc[j] = columns[1 + j][q];
+            }
+            else
+            {
+                // Far in a tail: the window misses the terms that carry f. Every step, in log space.
+                logF = LogSpaceSum(ws, steps, mu[r], maxExit, p, data, i, theta);
+                s = 1.0;
+                logScale = 0.0;
+            }
+
+            if (epsilon > 0)
+            {
+                // log(f + ε): phasic's compatibility mode (flattens the gradient where f is tiny).
+                double factor = double.IsNaN(logF) ? Math.Exp(logScale) : Math.Exp(logF);
+                double f = double.IsNaN(logF) ? s * factor : factor;
+                ll += Math.Log(f + epsilon);
+                for (int j = 0; j < p; j++) grad[j] += acc[j] * factor / (f + epsilon);
+                continue;
+            }
+            if (!double.IsNaN(logF))
+            {
+                if (double.IsNegativeInfinity(logF))
+                {
+                    zeroObservation = i;
+                    for (int j = 0; j < p; j++) grad[j] = double.NaN;
+                    return double.NegativeInfinity;
+                }
+                ll += logF;
+                for (int j = 0; j < p; j++) grad[j] += acc[j];
+                continue;
+            }
+            if (!(s > 0.0))
+            {
+                zeroObservation = i;
+                for (int j = 0; j < p; j++) grad[j] = double.NaN;
+                return double.NegativeInfinity;
+            }
+            ll += logScale == 0.0 ? Math.Log(s) : Math.Log(s) + logScale;
+            double inv = 1.0 / s;
+            for (int j = 0; j < p; j++) grad[j] += acc[j] * inv;
         }
         return ll;
     }
@@ -693,6 +799,34 @@ internal sealed class LikelihoodWorkspace
 
     /// <summary>The Poisson weights of the current observation's window.</summary>
     public double[] Weights { get; private set; } = [];
+
+    /// <summary>The sweep as one column-major table for UniformizationWindows.sums (grown, never shrunk).</summary>
+    public double[] Table { get; private set; } = [];
+
+    /// <summary>μ = Λ·t by the data's sorted position (exactly one entry per observation: the core's sums take its length as the count).</summary>
+    public double[] Mu { get; private set; } = [];
+
+    /// <summary>Per sorted data position: its position in the sums' order (the identity when μ arrives sorted).</summary>
+    public int[] Position { get; private set; } = [];
+
+    public double[] EnsureTable(int length)
+    {
+        // Λ (so the sweep's length) varies with θ: grow by half again, not to each new length.
+        if (Table.Length < length) Table = new double[Math.Max(length, Table.Length + Table.Length / 2)];
+        return Table;
+    }
+
+    public double[] EnsureMu(int count)
+    {
+        if (Mu.Length != count) Mu = new double[count];
+        return Mu;
+    }
+
+    public int[] EnsurePosition(int count)
+    {
+        if (Position.Length < count) Position = new int[count];
+        return Position;
+    }
 
     /// <summary>log k! for k ≤ the buffer size (the tail path's Poisson weights).</summary>
     public double[] LogFactorial { get; private set; }

@@ -2,9 +2,11 @@ namespace Ptd.Host.Kernels;
 
 /// <summary>
 /// The Poisson weights of the uniformization sum as the core computes them (TraceLikelihood's
-/// Loader saddle-point form, as in R's dpois, and its window rule), so that a kernel sums over
-/// exactly the core's window. The core keeps these internal; a change there must be mirrored here
-/// and the generator revision bumped (the agreement test in tests/Inference.Tests catches a drift).
+/// Loader saddle-point form, as in R's dpois, and its window cut), for where the kernel still sums
+/// windows itself: a rescaled sweep, and the log-space tail path's bound on the terms beyond the
+/// sweep. (The common case calls the core's UniformizationWindows directly.) A change in the core
+/// must be mirrored here and the generator revision bumped (the agreement tests in
+/// tests/Inference.Tests catch a drift).
 /// </summary>
 internal static class PoissonTerms
 {
@@ -60,20 +62,4 @@ internal static class PoissonTerms
     /// <summary>Pois(k; μ) for μ &gt; 0.</summary>
     public static double Pmf(int k, double mu) =>
         k == 0 ? Math.Exp(-mu) : Math.Exp(-StirlingError(k) - Bd0(k, mu) - 0.5 * Math.Log(2.0 * Math.PI * k));
-
-    /// <summary>The upper end of the window of k that carries the Poisson(μ) mass.</summary>
-    public static int WindowHigh(double mu)
-    {
-        if (mu <= 0.0) return 0;
-        int m = (int)Math.Floor(mu);
-        double pm = Pmf(m, mu);
-        double p = pm;
-        int hi = m;
-        while (p >= Eps * pm || hi <= mu)
-        {
-            hi++;
-            p = p * mu / hi;
-        }
-        return hi;
-    }
 }
