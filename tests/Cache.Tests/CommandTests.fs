@@ -169,7 +169,7 @@ let private onSite (full: bool) (mk: unit -> Site) () =
 
 /// The documented key of a likelihood kernel (docs/inference.md): SHA-256 of its canonical text, computed here.
 let private kernelDigest (modelHex: string) (kind: string) (layout: string) =
-    let text = $"ptd-kernel|trace={modelHex}|kind={kind}|parameters=1|transform=theta|layout={layout}|generator=1"
+    let text = $"ptd-kernel|trace={modelHex}|kind={kind}|parameters=1|transform=theta|layout={layout}|generator=2"
     Convert.ToHexStringLower(Security.Cryptography.SHA256.HashData(Text.Encoding.UTF8.GetBytes text))
 
 /// `ptd infer` with a tiny SVGD run: only where the likelihood kernel came from matters here.
@@ -182,7 +182,7 @@ let private prewarmKernels () =
     let modelHex = keyOf "coalescent:n=6"
     let traceKey = storageKey modelHex
     let kernelHex = kernelDigest modelHex "ContinuousLikelihood" "times"
-    let kernelKey = $"kernel/r1/g1/{kernelHex}"
+    let kernelKey = $"kernel/r2/g1/{kernelHex}"
     let data = Path.Combine(site.Home, "data.txt")
     File.WriteAllText(data, "0.4\n1.1\n0.7\n2.3\n0.9\n")
 
