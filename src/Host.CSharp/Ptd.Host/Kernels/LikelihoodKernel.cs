@@ -343,7 +343,8 @@ public sealed class LikelihoodKernel
         var mu = ws.EnsureMu(n);
         var sorted = data.Sorted;
         for (int r = 0; r < n; r++) mu[r] = scale * sorted[r];
-        var sums = UniformizationWindows.sums(table, width, steps, mu);
+        // The core's arrays for the sums live in this workspace too: an SVGD run allocates nothing per evaluation.
+        var sums = UniformizationWindows.sumsInto(ws.Windows, table, width, steps, mu);
         var order = sums.Order;
         var position = ws.EnsurePosition(n);
         for (int q = 0; q < n; q++) position[order[q]] = q;
@@ -815,6 +816,9 @@ internal sealed class LikelihoodWorkspace
         if (Table.Length < length) Table = new double[Math.Max(length, Table.Length + Table.Length / 2)];
         return Table;
     }
+
+    /// <summary>The core's window-sum arrays (order, columns, weights), kept from evaluation to evaluation.</summary>
+    public UniformizationWindows.Workspace Windows { get; } = new();
 
     public double[] EnsureMu(int count)
     {
