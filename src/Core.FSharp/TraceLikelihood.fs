@@ -17,9 +17,16 @@ type internal WindowWorkspace() =
     [<ThreadStatic; DefaultValue>]
     static val mutable private current: UniformizationWindows.Workspace
 
-    static member Current =
-        if isNull WindowWorkspace.current then WindowWorkspace.current <- UniformizationWindows.Workspace()
-        WindowWorkspace.current
+    /// Data sets larger than this get a workspace of their own that is dropped after the call: a
+    /// thread-pool thread would otherwise hold on to ~10 arrays of that size for the process's life.
+    static member RetainUpTo = 1_000_000
+
+    /// The thread's workspace for nObs observations (a fresh one past RetainUpTo).
+    static member For(nObs: int) =
+        if nObs > WindowWorkspace.RetainUpTo then UniformizationWindows.Workspace()
+        else
+            if isNull WindowWorkspace.current then WindowWorkspace.current <- UniformizationWindows.Workspace()
+            WindowWorkspace.current
 
 /// Log-likelihood of observed absorption times and its exact gradient, from an evaluated trace
 /// (the ORIGINAL chain's weights — no re-elimination). Continuous models: the exact
@@ -193,7 +200,7 @@ module TraceLikelihood =
                     (let a = Array.zeroCreate (steps + 1)
                      for k in 2 .. steps do a.[k] <- a.[k - 1] + Math.Log(float k)
                      a)
-            let ws = WindowWorkspace.Current
+            let ws = WindowWorkspace.For nObs
             // From the workspace when the data size repeats (every entry is written here).
             if ws.Mu.Length <> nObs then ws.Mu <- GC.AllocateUninitializedArray<float> nObs
             let mu = ws.Mu
