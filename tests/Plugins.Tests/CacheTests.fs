@@ -60,6 +60,30 @@ let failureOf (t: Task<'a>) : Task<exn option> =
 [<Tests>]
 let tests =
     testList "cache" [
+        testT "a request after another has finished is a hit, never a join of the finished flight (8 × 2,000 sequential pairs)" <| fun () -> task {
+            // Regression: the flight was removed from the table only after its result was published, so a caller
+            // that asked again right after getting that result could join the finished flight and be told
+            // "Computed" (shared) instead of reading the entry just written — seen once in CI in examples/cache-tour.fsx.
+            // The window is a few instructions wide, so widen the chance: 8 loops at once keep the thread pool busy
+            // (the finished flight's thread is then more often preempted between publishing and removing).
+            let cache = create [ tier (mem ()) "m" ] noOptions
+            let calls = ref 0
+            let joined = ref 0
+            let loop (l: int) =
+                Task.Run<unit>(Func<Task<unit>>(fun () -> task {
+                    for i in 1 .. 2000 do
+                        let key = sprintf "seq%d-%05d" l i
+                        let! first = get cache trace key (counting calls [| byte i |])
+                        let! second = get cache trace key (counting calls [| byte i |])
+                        if first.Outcome <> CacheOutcome.Computed || second.Outcome <> CacheOutcome.Hit || second.SharedFlight then
+                            Interlocked.Increment(&joined.contents) |> ignore
+                }))
+            let! _ = Task.WhenAll(Array.init 8 loop)
+            Expect.equal joined.Value 0 "every first request computes, every second one is a hit of its own"
+            Expect.equal calls.Value 16000 "one computation per key"
+            dispose cache
+        }
+
         testT "a second request is a hit with the factory's bytes" <| fun () -> task {
             let calls = ref 0
             let payload = randomBytes 1 5000

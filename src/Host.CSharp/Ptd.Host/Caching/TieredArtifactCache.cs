@@ -222,7 +222,7 @@ internal sealed partial class TieredArtifactCache : IArtifactCache, IDisposable
             _metrics.Request(kind.Name, hit is not null);
             if (hit is not null)
             {
-                flight.Completion.TrySetResult(hit);
+                Finish(flight, storageKey, c => c.TrySetResult(hit));
                 return;
             }
             byte[] payload;
@@ -239,7 +239,7 @@ internal sealed partial class TieredArtifactCache : IArtifactCache, IDisposable
             catch (Exception e)
             {
                 _metrics.Computation(kind.Name, failed: true);
-                flight.Completion.TrySetException(e);
+                Finish(flight, storageKey, c => c.TrySetException(e));
                 return;
             }
             if (payload.Length > _options.MaxEntryBytes)
@@ -254,24 +254,35 @@ internal sealed partial class TieredArtifactCache : IArtifactCache, IDisposable
                 await WriteAsync(kind, storageKey, envelope, targets,
                     t => rejected.Contains(t.Index) ? BlobWriteMode.Overwrite : BlobWriteMode.CreateOnly, backfill: false, token).ConfigureAwait(false);
             }
-            flight.Completion.TrySetResult(new CacheResult(CacheOutcome.Computed, payload, null, -1, false));
+            Finish(flight, storageKey, c => c.TrySetResult(new CacheResult(CacheOutcome.Computed, payload, null, -1, false)));
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
-            flight.Completion.TrySetCanceled(token);
+            Finish(flight, storageKey, c => c.TrySetCanceled(token));
         }
         catch (Exception e)
         {
-            flight.Completion.TrySetException(e);
+            Finish(flight, storageKey, c => c.TrySetException(e));
         }
         finally
         {
-            lock (_gate)
-            {
-                if (_flights.TryGetValue(storageKey.Value, out var current) && ReferenceEquals(current, flight)) _flights.Remove(storageKey.Value);
-            }
+            Finish(flight, storageKey, _ => { });
             flight.Cancellation.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Takes the flight out of the table, THEN publishes its outcome. The other order let a caller that asked again
+    /// right after receiving the result join the finished flight (and be told "Computed", shared) instead of starting
+    /// a fresh lookup that finds the entry just written — seen in CI as a second lookup that was not a hit.
+    /// </summary>
+    private void Finish(Flight flight, BlobKey storageKey, Action<TaskCompletionSource<CacheResult>> publish)
+    {
+        lock (_gate)
+        {
+            if (_flights.TryGetValue(storageKey.Value, out var current) && ReferenceEquals(current, flight)) _flights.Remove(storageKey.Value);
+        }
+        publish(flight.Completion);
     }
 
     // ---------------------------------------------------------------------------------------------
