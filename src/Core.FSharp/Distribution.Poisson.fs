@@ -52,6 +52,13 @@ module internal Poisson =
             s
         else x * Math.Log(x / mu) + mu - x
 
+    /// log Pois(k; μ) in the same saddle-point form as `weight` (finite where the weight underflows).
+    let logWeight (k: int) (mu: float) =
+        if k = 0 then -mu
+        else
+            let x = float k
+            -stirlingError x - deviance x mu - 0.5 * Math.Log(2.0 * Math.PI * x)
+
     /// Pois(k; μ) for one k, accurate to a few ulps for any μ > 0.
     let weight (k: int) (mu: float) =
         if k = 0 then Math.Exp(-mu)

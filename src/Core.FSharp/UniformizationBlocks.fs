@@ -94,51 +94,7 @@ module internal UniformizationBlocks =
             // m .. m + Shifts − 1 lie in [c·steps, (c + 1)·steps), and w has `steps` entries.
             if mLo < 0 || mHi > cap || table.Length < width * steps || w.Length < steps then
                 Fail.withMessage "internal error: a block's window does not fit the sweep table"
-            // Columns in pairs: ten independent multiply-add chains per m (five per column keep
-            // the FMA units waiting on latency); each accumulator adds the same terms in the same
-            // order as a column alone would, so the sums do not depend on the pairing.
-            let mutable c = 0
-            while c + 1 < width do
-                let col = c * steps
-                let col1 = col + steps
-                let mutable a0 = Vector<float>.Zero
-                let mutable a1 = Vector<float>.Zero
-                let mutable a2 = Vector<float>.Zero
-                let mutable a3 = Vector<float>.Zero
-                let mutable a4 = Vector<float>.Zero
-                let mutable b0 = Vector<float>.Zero
-                let mutable b1 = Vector<float>.Zero
-                let mutable b2 = Vector<float>.Zero
-                let mutable b3 = Vector<float>.Zero
-                let mutable b4 = Vector<float>.Zero
-                for m in mLo .. mHi - 1 do
-                    let pv = Vector<float>(Unchecked.get w m)
-                    let o = col + m
-                    let o1 = col1 + m
-                    a0 <- Vector.FusedMultiplyAdd(pv, Unchecked.load table o, a0)
-                    b0 <- Vector.FusedMultiplyAdd(pv, Unchecked.load table o1, b0)
-                    a1 <- Vector.FusedMultiplyAdd(pv, Unchecked.load table (o + n), a1)
-                    b1 <- Vector.FusedMultiplyAdd(pv, Unchecked.load table (o1 + n), b1)
-                    a2 <- Vector.FusedMultiplyAdd(pv, Unchecked.load table (o + 2 * n), a2)
-                    b2 <- Vector.FusedMultiplyAdd(pv, Unchecked.load table (o1 + 2 * n), b2)
-                    a3 <- Vector.FusedMultiplyAdd(pv, Unchecked.load table (o + 3 * n), a3)
-                    b3 <- Vector.FusedMultiplyAdd(pv, Unchecked.load table (o1 + 3 * n), b3)
-                    a4 <- Vector.FusedMultiplyAdd(pv, Unchecked.load table (o + 4 * n), a4)
-                    b4 <- Vector.FusedMultiplyAdd(pv, Unchecked.load table (o1 + 4 * n), b4)
-                let o = c * Shifts
-                a0.CopyTo(f, o)
-                a1.CopyTo(f, o + n)
-                a2.CopyTo(f, o + 2 * n)
-                a3.CopyTo(f, o + 3 * n)
-                a4.CopyTo(f, o + 4 * n)
-                let o1 = o + Shifts
-                b0.CopyTo(f, o1)
-                b1.CopyTo(f, o1 + n)
-                b2.CopyTo(f, o1 + 2 * n)
-                b3.CopyTo(f, o1 + 3 * n)
-                b4.CopyTo(f, o1 + 4 * n)
-                c <- c + 2
-            if c < width then
+            for c in 0 .. width - 1 do
                 let col = c * steps
                 let mutable a0 = Vector<float>.Zero
                 let mutable a1 = Vector<float>.Zero

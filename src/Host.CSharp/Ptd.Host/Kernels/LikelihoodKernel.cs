@@ -610,8 +610,8 @@ public sealed class LikelihoodKernel
         var weights = ws.Weights;
         var exps = ws.Exponents;
         int em = exps[m];
-        double pm = PoissonTerms.Pmf(m, mu);
-        double cut = PoissonTerms.Eps * pm;
+        double pm = Poisson.weight(m, mu);
+        double cut = UniformizationWindows.Eps * pm;
         double invMu = 1.0 / mu;
         weights[m] = pm;
         // The window: upward while the weight is above the cut (and at least up to μ), downward
@@ -731,8 +731,7 @@ public sealed class LikelihoodKernel
                 $"observation {index + 1} (value {data.Values[index]:R}) lies so far in a tail of the model at θ = [{Format(theta)}] that its density (log f ≈ {logF:G4}) cannot be resolved by the sweep; start the particles closer to the data's scale (priors or initial values)"));
     }
 
-    private static double LogPoisson(int k, double mu) =>
-        k == 0 ? -mu : -PoissonTerms.StirlingError(k) - PoissonTerms.Bd0(k, mu) - 0.5 * Math.Log(2.0 * Math.PI * k);
+    private static double LogPoisson(int k, double mu) => Poisson.logWeight(k, mu);
 
     /// <summary>log Pois(k; μ) = k log μ − μ − log k! from a table (absolute error ~1e-16·k log μ: ample for the tail path).</summary>
     private static double LogPoisson(int k, double mu, double logMu, double[] logFactorial) => k * logMu - mu - logFactorial[k];
