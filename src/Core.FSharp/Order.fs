@@ -3,7 +3,8 @@ namespace Ptd.Core
 open System.Collections.Generic
 
 /// The elimination order: strongly-connected components in topological order, vertices inside a
-/// component by ascending index, absorbing vertices last. Deterministic (never hash or address order).
+/// component in a fill-reducing order (`FillReducingOrder`: smallest Markowitz count first, ties by
+/// vertex index), absorbing vertices last. Deterministic (never hash or address order).
 type VertexOrder =
     { /// Order.[i] = the vertex at position i.
       Order: int[]
@@ -100,11 +101,16 @@ module Order =
         let comp = Array.zeroCreate n
         let compSize = ResizeArray<int>()
         let mutable pos = 0
+        let local = Array.zeroCreate n
         let place c =
             let id = compSize.Count
             compSize.Add size.[c]
-            for i in memberStart.[c] .. memberStart.[c + 1] - 1 do
-                let v = members.[i]
+            let inIndexOrder = members.[memberStart.[c] .. memberStart.[c + 1] - 1]
+            // two vertices: either order gives the same fill
+            let inside =
+                if inIndexOrder.Length < 3 then inIndexOrder
+                else FillReducingOrder.orderComponent g tarjanComp c inIndexOrder local
+            for v in inside do
                 order.[pos] <- v; position.[v] <- pos; comp.[v] <- id
                 pos <- pos + 1
         let absorbing = ResizeArray<int>()

@@ -19,8 +19,10 @@ module Trace =
     /// The trace format/recording revision. It is part of the model key and of every encoded
     /// trace: bump it whenever the binary encoding, the canonical model encoding or what recording
     /// produces changes, so that no cache can hand out a trace made by other rules.
+    /// 1: first release. 2: the elimination order inside a component is fill-reducing
+    /// (`FillReducingOrder`), so the same model records other ops and commands.
     [<Literal>]
-    let FormatRevision = 1
+    let FormatRevision = 2
 
     /// Records the elimination of a graph as a program over θ (unoptimized: see `TracePasses`).
     let record (g: Graph) : Trace =

@@ -18,6 +18,8 @@ type ManualTime(start: DateTimeOffset) =
     override _.GetUtcNow() = now
 
 let private trace = CacheLayers.Traces.CurrentKind
+/// The storage key of a current trace entry (this build's revision, generation 1).
+let private k (name: string) = sprintf "trace/r%d/g1/%s" trace.FormatRevision name
 let private t0 = DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)
 
 /// A manager over one or more fresh in-memory tiers sharing a manual clock.
@@ -56,11 +58,11 @@ let tests =
             let! hit = m.Cache.TryGetAsync(trace, "aa01")
             Expect.isTrue hit.Found "aa01 is cached"
             let sizes = run (store.ListAsync "") |> Seq.map (fun b -> b.Key.Value, b.Length) |> Map.ofSeq
-            let envelope = sizes.["trace/r1/g1/aa01"]
+            let envelope = sizes.[(k "aa01")]
             let! r = m.VacuumAsync(VacuumOptions(MaxSizeBytes = Nullable(2L * envelope)))
-            Expect.equal (storedKeys store) (set [ "trace/r1/g1/aa01"; "trace/r1/g1/aa03" ]) "the least recently used entry (aa02) is gone, the others are whole"
+            Expect.equal (storedKeys store) (set [ (k "aa01"); (k "aa03") ]) "the least recently used entry (aa02) is gone, the others are whole"
             Expect.equal r.EntriesRemoved 1L "one entry removed"
-            Expect.equal r.BytesRemoved sizes.["trace/r1/g1/aa02"] "the freed bytes are the removed entry's stored size"
+            Expect.equal r.BytesRemoved sizes.[(k "aa02")] "the freed bytes are the removed entry's stored size"
             Expect.equal (r.Tiers.[0].RemovedByReason.["size"]) 1L "removed for size"
             for k in [ "aa01"; "aa03" ] do
                 let! e = m.Cache.TryGetAsync(trace, k)
@@ -78,7 +80,7 @@ let tests =
             Expect.equal dry.EntriesRemoved 1L "a dry run says one entry would go"
             Expect.equal (storedKeys stores.Head).Count 2 "but removes nothing"
             let! r = m.VacuumAsync(VacuumOptions(MaxAge = Nullable(TimeSpan.FromDays 7.0)))
-            Expect.equal (storedKeys stores.Head) (set [ "trace/r1/g1/bb02" ]) "only the entry used within 7 days is left"
+            Expect.equal (storedKeys stores.Head) (set [ (k "bb02") ]) "only the entry used within 7 days is left"
             Expect.equal r.Tiers.[0].RemovedByReason.["age"] 1L "removed for age"
         }
 
@@ -90,8 +92,9 @@ let tests =
             // A "future" revision of the same entry and an old generation, written by another build.
             let future = CacheEnvelope.Encode(ArtifactKind("trace", 99), "trace/r99/g1/cc02", "Ptd.Host/9.9", ReadOnlySpan(payload 64 2))
             put store "trace/r99/g1/cc02" future
-            let oldGen = CacheEnvelope.Encode(ArtifactKind("trace", 1), "trace/r1/g0/cc03", "Ptd.Host/0.0", ReadOnlySpan(payload 64 3))
-            put store "trace/r1/g0/cc03" oldGen
+            let oldGenKey = sprintf "trace/r%d/g0/cc03" trace.FormatRevision
+            let oldGen = CacheEnvelope.Encode(trace, oldGenKey, "Ptd.Host/0.0", ReadOnlySpan(payload 64 3))
+            put store oldGenKey oldGen
             put store "notes/readme" [| 1uy; 2uy |]
             put store "other-tool/r1/g1/x" [| 3uy |]
             let! hit = m.Cache.TryGetAsync(trace, "cc02")
@@ -102,7 +105,7 @@ let tests =
             Expect.equal tier.ForeignObjects 1L "notes/readme is not a cache entry"
             let! r = m.VacuumAsync(VacuumOptions(Stale = true))
             Expect.equal r.Tiers.[0].RemovedByReason.["stale"] 2L "both stale entries removed"
-            Expect.equal (storedKeys store) (set [ "trace/r1/g1/cc01"; "notes/readme"; "other-tool/r1/g1/x" ]) "current entries, foreign objects and unknown kinds stay"
+            Expect.equal (storedKeys store) (set [ (k "cc01"); "notes/readme"; "other-tool/r1/g1/x" ]) "current entries, foreign objects and unknown kinds stay"
         }
 
         testT "verify finds damaged, truncated and misplaced entries and --remove deletes exactly those" <| fun () -> task {
@@ -110,30 +113,30 @@ let tests =
             use _ = { new IDisposable with member _.Dispose() = m.DisposeAsync().AsTask().Wait() }
             let store = stores.Head
             for i in 1 .. 4 do setEntry m (sprintf "dd0%d" i) (payload 500 i)
-            let good = (getBytes store "trace/r1/g1/dd01").Value
-            let flipped = Array.copy (getBytes store "trace/r1/g1/dd02").Value
+            let good = (getBytes store (k "dd01")).Value
+            let flipped = Array.copy (getBytes store (k "dd02")).Value
             flipped.[flipped.Length - 10] <- flipped.[flipped.Length - 10] ^^^ 0x40uy
-            put store "trace/r1/g1/dd02" flipped
-            let cut = (getBytes store "trace/r1/g1/dd03").Value
-            put store "trace/r1/g1/dd03" cut.[.. cut.Length - 100]
-            put store "trace/r1/g1/dd04" good // a valid envelope of dd01 copied under dd04's key
+            put store (k "dd02") flipped
+            let cut = (getBytes store (k "dd03")).Value
+            put store (k "dd03") cut.[.. cut.Length - 100]
+            put store (k "dd04") good // a valid envelope of dd01 copied under dd04's key
             let! report = m.VerifyAsync()
             Expect.equal (report.Checked, report.Valid, report.Bad, report.Removed) (4L, 1L, 3L, 0L) "three bad, none removed without --remove"
             let reasons = report.Problems |> Seq.map (fun p -> p.StorageKey, p.Reason) |> Map.ofSeq
-            Expect.equal reasons.["trace/r1/g1/dd02"] "HashMismatch" "a flipped payload bit fails the hash"
-            Expect.equal reasons.["trace/r1/g1/dd03"] "Truncated" "a cut entry is truncated"
-            Expect.equal reasons.["trace/r1/g1/dd04"] "KeyMismatch" "a copied envelope names another key"
+            Expect.equal reasons.[(k "dd02")] "HashMismatch" "a flipped payload bit fails the hash"
+            Expect.equal reasons.[(k "dd03")] "Truncated" "a cut entry is truncated"
+            Expect.equal reasons.[(k "dd04")] "KeyMismatch" "a copied envelope names another key"
             let! removed = m.VerifyAsync(remove = true)
             Expect.equal removed.Removed 3L "all three removed"
-            Expect.equal (storedKeys store) (set [ "trace/r1/g1/dd01" ]) "only the valid entry is left"
+            Expect.equal (storedKeys store) (set [ (k "dd01") ]) "only the valid entry is left"
         }
 
         testT "sync copies missing entries, verifies them, and resumes after an interruption" <| fun () -> task {
             let m, stores, _ = managerOver [ "a"; "b" ]
             use _ = { new IDisposable with member _.Dispose() = m.DisposeAsync().AsTask().Wait() }
             let a, b = stores.[0], stores.[1]
-            for i in 1 .. 5 do put a (sprintf "trace/r1/g1/ee0%d" i) (CacheEnvelope.Encode(trace, sprintf "trace/r1/g1/ee0%d" i, "p", ReadOnlySpan(payload 100 i)))
-            put a "trace/r1/g1/ee09" [| 1uy; 2uy; 3uy |] // damaged in the source: never copied
+            for i in 1 .. 5 do put a (k (sprintf "ee0%d" i)) (CacheEnvelope.Encode(trace, k (sprintf "ee0%d" i), "p", ReadOnlySpan(payload 100 i)))
+            put a (k "ee09") [| 1uy; 2uy; 3uy |] // damaged in the source: never copied
             use cts = new CancellationTokenSource()
             let stopAfterTwo = progressThat (fun p -> if p.Done = 2L then cts.Cancel())
             let! interrupted =
@@ -150,9 +153,9 @@ let tests =
             Expect.equal r.AlreadyPresent (int64 copiedFirst) "the second run skips what the first copied"
             Expect.equal (r.Copied + r.AlreadyPresent) 5L "and copies the rest"
             Expect.equal r.Rejected 1L "the damaged source entry is rejected"
-            Expect.equal (keysOf b) (set [ for i in 1 .. 5 -> sprintf "trace/r1/g1/ee0%d" i ]) "every valid entry is in b, the damaged one is not"
+            Expect.equal (keysOf b) (set [ for i in 1 .. 5 -> k (sprintf "ee0%d" i) ]) "every valid entry is in b, the damaged one is not"
             for i in 1 .. 5 do
-                let k = sprintf "trace/r1/g1/ee0%d" i
+                let k = k (sprintf "ee0%d" i)
                 Expect.equal (getBytes b k) (getBytes a k) $"{k} copied byte for byte"
         }
 

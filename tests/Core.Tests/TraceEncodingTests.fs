@@ -38,11 +38,27 @@ let goldenBytes =
             // vertex 1, state [2]: 1 edge → 2, base 0.25, coef 2.0
             "02 00 00 00" + "01 00 00 00" + "02 00 00 00" + "00 00 00 00 00 00 d0 3f" + "00 00 00 00 00 00 00 40"
             // vertex 2, state [−1]: absorbing
+            "ff ff ff ff" + "00 00 00 00" ]
+        // revision 2 (fill-reducing elimination order inside components): same layout
+        2,
+        String.concat "" [
+            "70 74 64 2d 74 72 61 63 65" // "ptd-trace"
+            "02 00 00 00" // revision 2
+            "00" // continuous
+            "01 00 00 00" // state length 1
+            "01 00 00 00" // 1 parameter
+            "03 00 00 00" // 3 vertices
+            // vertex 0 (start, no state): 1 edge → 1, base 1.0, coef −0.0 written as 0.0
+            "01 00 00 00" + "01 00 00 00" + "00 00 00 00 00 00 f0 3f" + "00 00 00 00 00 00 00 00"
+            // vertex 1, state [2]: 1 edge → 2, base 0.25, coef 2.0
+            "02 00 00 00" + "01 00 00 00" + "02 00 00 00" + "00 00 00 00 00 00 d0 3f" + "00 00 00 00 00 00 00 40"
+            // vertex 2, state [−1]: absorbing
             "ff ff ff ff" + "00 00 00 00" ] ]
 
 /// SHA-256 keys that must not change across processes, machines or runs (per revision).
 let goldenKeys =
-    Map [ 1, ("golden model", "3a9d3f065680df10e0d7accf817a7ddcdeb4e3de69ae25657d0cb8fd5410301e") ]
+    Map [ 1, ("golden model", "3a9d3f065680df10e0d7accf817a7ddcdeb4e3de69ae25657d0cb8fd5410301e")
+          2, ("golden model", "7185bff0ea3759e6d2c87f7f4ef10edb33a9b005ecab1ef20a4946f950d3619a") ]
 
 let keyOf (s: ModelSpec) = ModelKey.compute (build s)
 
@@ -312,7 +328,9 @@ let jsonTests =
                 | :? PtdException -> ()
                 | e -> failtestf "%s: %s instead of PtdException: %s" what (e.GetType().Name) e.Message
             for n in 0 .. 97 .. json.Length - 2 do fails (json.Substring(0, n)) (sprintf "prefix %d" n)
-            fails (json.Replace("\"revision\": 1", "\"revision\": 2")) "revision"
+            let revision = sprintf "\"revision\": %d" Trace.FormatRevision
+            Expect.stringContains json revision "the export states its revision"
+            fails (json.Replace(revision, sprintf "\"revision\": %d" (Trace.FormatRevision + 1))) "revision"
             fails (json.Replace("\"discrete\": false", "\"discrete\": 0")) "type"
             fails (json.Replace("[\"dot\",", "[\"nonsense\",")) "unknown op"
             fails (json.Replace("\"edgeWeights\": [", "\"edgeWeights\": [99999, ")) "index"
