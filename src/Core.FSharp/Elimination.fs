@@ -133,6 +133,7 @@ module Elimination =
                         if pos.[z] < pos.[u] then parents.[z].Add u
             let mutable scratchT: int[] = Array.zeroCreate 16
             let mutable scratchP: 'T[] = Array.zeroCreate 16
+            let mutable scratchQ: 'T[] = Array.zeroCreate 16
             for i in 0 .. n - 1 do
                 let v = order.Order.[i]
                 if cyclic.[v] then
@@ -148,6 +149,13 @@ module Elimination =
                         if scratchT.Length < need then
                             scratchT <- Array.zeroCreate (need * 2)
                             scratchP <- Array.zeroCreate (need * 2)
+                        if scratchQ.Length < rv.Count then scratchQ <- Array.zeroCreate (rv.Count * 2)
+                        // Every product p·q_b first, then the merge: the same operations as
+                        // forming each product where the merge meets it, but a trace records
+                        // them as one run of products sharing p (one vector loop on replay),
+                        // followed by the merge's additions.
+                        for b in 0 .. rv.Count - 1 do
+                            scratchQ.[b] <- alg.Mul(p, rv.Probs.[b])
                         let mutable a = 1
                         let mutable b = 0
                         let mutable k = 0
@@ -163,7 +171,7 @@ module Elimination =
                                 a <- a + 1
                             else
                                 let z = rv.Targets.[b]
-                                let q = alg.Mul(p, rv.Probs.[b])
+                                let q = scratchQ.[b]
                                 if z = u then
                                     hasLoop <- true
                                     loop <- q

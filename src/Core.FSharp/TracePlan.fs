@@ -22,8 +22,9 @@ open System.Numerics
 /// performs exactly the IEEE operations of the op-by-op evaluator in op order, so the values are
 /// bit-identical to `TraceEval.referenceValues`.
 type internal OpPlan =
-    { /// Segment kinds (`TracePlan.Ops`, `MulLeft`, `MulRight`, `SumRange`; + `Scalar` when the
-      /// run's range is too close behind its outputs for vectors).
+    { /// Segment kinds (`TracePlan.Ops`, `MulLeft`, `MulRight`, `SumRange`, `Gather`, `Pairs`,
+      /// `Dots`; + `Scalar` on MulLeft/MulRight when the run's range is too close behind its
+      /// outputs for vectors).
       Kind: byte[]
       /// Slot of the segment's first result; for an op-by-op segment the first index into `Plain*`.
       Out: int[]
@@ -31,8 +32,11 @@ type internal OpPlan =
       Count: int[]
       /// Slot of the shared factor (MulLeft/MulRight); unused otherwise.
       Shared: int[]
-      /// Slot of the first of the other factors (MulLeft/MulRight), of the summed ops (SumRange).
+      /// Slot of the first of the other factors (MulLeft/MulRight), of the summed ops (SumRange);
+      /// the first index into `Index` (Gather, Pairs); the first Dot row (Dots).
       Range: int[]
+      /// Operand slots of Gather (one per op: the factor that is not shared) and Pairs (two per op).
+      Index: int[]
       /// The op-by-op ops in op order: kind, operands as slots (Sum: A = start in PlainOperands;
       /// Const/Param/Dot: the program's payload), result slot.
       PlainKind: OpKind[]
@@ -79,6 +83,23 @@ module internal TracePlan =
     /// Added to MulLeft/MulRight: the run reads results of its own first lanes, so it must run op by op.
     [<Literal>]
     let Scalar = 4uy
+
+    /// Products that share one factor, with consecutive result slots but scattered other factors
+    /// (the self-loop renormalization of a merged row: old entries, new products and sums):
+    /// `out[o + j] = x[s] · x[Index[r + j]]`, in op order, without a kind and two operands per op.
+    /// (IEEE multiplication and addition are commutative bit for bit, so the recorded operand
+    /// order need not be kept.)
+    [<Literal>]
+    let Gather = 7uy
+
+    /// Sums with consecutive result slots: `out[o + j] = x[Index[r + 2j]] + x[Index[r + 2j + 1]]`
+    /// (the merge's additions where a parent's row and the eliminated row share a target).
+    [<Literal>]
+    let Pairs = 8uy
+
+    /// Consecutive Dot ops over consecutive rows (phase A's edge weights): no kind per op.
+    [<Literal>]
+    let Dots = 9uy
 
     /// The ring window of the replay evaluator (a power of two; 8 KB of slots).
     [<Literal>]
@@ -232,6 +253,7 @@ module internal TracePlan =
         let plainB = ResizeArray<int>()
         let plainOut = ResizeArray<int>()
         let plainOperands = ResizeArray<int>()
+        let index = ResizeArray<int>()
         let add (k: byte) o c sh r =
             kind.Add k
             out.Add o
@@ -269,13 +291,21 @@ module internal TracePlan =
             let k = kinds.[i]
             let mutable left = 0
             let mutable right = 0
-            if k = OpKind.Mul then
+            // ops i .. i + length − 1 of kind k with consecutive result slots and `same j`
+            let runOf (k: OpKind) (same: int -> bool) =
                 let mutable j = i + 1
-                while j < n && kinds.[j] = OpKind.Mul && slot.[j] = slot.[j - 1] + 1 && a.[j] = a.[i] && next b j do j <- j + 1
-                left <- j - i
-                j <- i + 1
-                while j < n && kinds.[j] = OpKind.Mul && slot.[j] = slot.[j - 1] + 1 && b.[j] = b.[i] && next a j do j <- j + 1
-                right <- j - i
+                while j < n && kinds.[j] = k && slot.[j] = slot.[j - 1] + 1 && same j do j <- j + 1
+                j - i
+            let mutable sharedA = 0
+            let mutable sharedB = 0
+            if k = OpKind.Mul then
+                left <- runOf OpKind.Mul (fun j -> a.[j] = a.[i] && next b j)
+                right <- runOf OpKind.Mul (fun j -> b.[j] = b.[i] && next a j)
+                sharedA <- runOf OpKind.Mul (fun j -> a.[j] = a.[i])
+                sharedB <- runOf OpKind.Mul (fun j -> b.[j] = b.[i])
+            let pairs = if k = OpKind.Add then runOf OpKind.Add (fun _ -> true) else 0
+            let dots = if k = OpKind.Dot then runOf OpKind.Dot (fun j -> a.[j] = a.[j - 1] + 1) else 0
+            let gather = max sharedA sharedB
             let sumRange =
                 k = OpKind.Sum && b.[i] >= MinRun
                 && (let s0 = a.[i]
@@ -284,19 +314,38 @@ module internal TracePlan =
                           && slot.[operands.[s0 + j]] = slot.[operands.[s0 + j - 1]] + 1 do
                         j <- j + 1
                     j = b.[i])
-            if left >= MinRun && left >= right then
+            // a vector run unless a gather covers more than twice as many ops
+            let vectorRun = max left right
+            if vectorRun >= MinRun && 2 * vectorRun >= gather && left >= right then
                 flush ()
                 // vectors read lanes' inputs before earlier lanes are stored: the range must trail by a vector
                 add (if b.[i] + lanes <= i then MulLeft else MulLeft + Scalar) slot.[i] left slot.[a.[i]] slot.[b.[i]]
                 i <- i + left
-            elif right >= MinRun then
+            elif vectorRun >= MinRun && 2 * vectorRun >= gather then
                 flush ()
                 add (if a.[i] + lanes <= i then MulRight else MulRight + Scalar) slot.[i] right slot.[b.[i]] slot.[a.[i]]
                 i <- i + right
+            elif gather >= MinRun then
+                flush ()
+                let byA = sharedA >= sharedB
+                add Gather slot.[i] gather (if byA then slot.[a.[i]] else slot.[b.[i]]) index.Count
+                for j in i .. i + gather - 1 do index.Add(if byA then slot.[b.[j]] else slot.[a.[j]])
+                i <- i + gather
             elif sumRange then
                 flush ()
                 add SumRange slot.[i] b.[i] 0 slot.[operands.[a.[i]]]
                 i <- i + 1
+            elif pairs >= MinRun then
+                flush ()
+                add Pairs slot.[i] pairs 0 index.Count
+                for j in i .. i + pairs - 1 do
+                    index.Add slot.[a.[j]]
+                    index.Add slot.[b.[j]]
+                i <- i + pairs
+            elif dots >= MinRun then
+                flush ()
+                add Dots slot.[i] dots 0 a.[i]
+                i <- i + dots
             else
                 addPlain i
                 i <- i + 1
@@ -306,6 +355,7 @@ module internal TracePlan =
           Count = count.ToArray()
           Shared = shared.ToArray()
           Range = range.ToArray()
+          Index = index.ToArray()
           PlainKind = plainKind.ToArray()
           PlainA = plainA.ToArray()
           PlainB = plainB.ToArray()
@@ -350,17 +400,38 @@ module internal TracePlan =
         let count = plan.Count
         let shared = plan.Shared
         let range = plan.Range
+        let index = plan.Index
         for s in 0 .. kind.Length - 1 do
             let o = out.[s]
             match kind.[s] with
             | MulLeft -> scaled values o count.[s] shared.[s] range.[s] true true
             | MulRight -> scaled values o count.[s] shared.[s] range.[s] false true
+            | Gather ->
+                let x = values.[shared.[s]]
+                let r = range.[s] - o
+                for j in o .. o + count.[s] - 1 do
+                    values.[j] <- x * values.[index.[r + j]]
             | SumRange ->
                 let r = range.[s]
                 let mutable acc = 0.0
                 for j in r .. r + count.[s] - 1 do
                     acc <- acc + values.[j]
                 values.[o] <- acc
+            | Pairs ->
+                let r = range.[s] - 2 * o
+                for j in o .. o + count.[s] - 1 do
+                    values.[j] <- values.[index.[r + 2 * j]] + values.[index.[r + 2 * j + 1]]
+            | Dots ->
+                let pc = p.ParamCount
+                let stride = pc + 1
+                let rows = p.DotRows
+                let mutable row = range.[s] * stride
+                for j in o .. o + count.[s] - 1 do
+                    let mutable acc = rows.[row]
+                    for k in 0 .. pc - 1 do
+                        acc <- acc + rows.[row + 1 + k] * theta.[k]
+                    values.[j] <- acc
+                    row <- row + stride
             | Ops -> plainRange plan p theta values o (o + count.[s])
             | k -> scaled values o count.[s] shared.[s] range.[s] (k = MulLeft + Scalar) false
 

@@ -80,6 +80,7 @@ let tests =
             let plan = TracePlan.ops t TracePlan.Window
             let has k = plan.Kind |> Array.contains k
             Expect.isTrue (has TracePlan.MulLeft && has TracePlan.MulRight && has TracePlan.SumRange) "run kinds"
+            Expect.isTrue (has TracePlan.Gather && has TracePlan.Pairs && has TracePlan.Dots) "gather, pair and dot runs"
             let ring = TracePlan.slots t TracePlan.Window |> Array.filter (fun s -> s >= t.OpCount) |> Array.length
             Expect.isGreaterThan ring (t.OpCount / 4) "a good share of the ops are transient"
             let commands = TracePlan.commands t
@@ -94,7 +95,8 @@ let tests =
                     for w in [ 0; 4; 8; 1024 ] do
                         let plan, _ = checkValues (sprintf "recurrence d = %d, left = %b" d left) p pinned w [| 0.9 |]
                         let expectedKind = if left then TracePlan.MulLeft else TracePlan.MulRight
-                        let kinds = plan.Kind |> Array.filter (fun k -> k <> TracePlan.Ops)
+                        // the product runs (a Gather runs in op order, scalar: it may read its own results)
+                        let kinds = plan.Kind |> Array.filter (fun k -> k = TracePlan.MulLeft || k = TracePlan.MulRight || k = TracePlan.MulLeft + TracePlan.Scalar || k = TracePlan.MulRight + TracePlan.Scalar)
                         if w = 0 then Expect.isNonEmpty kinds "the products form a run"
                         let vector = d >= Numerics.Vector<float>.Count
                         Expect.isTrue (kinds |> Array.forall (fun k -> k = (if vector then expectedKind else expectedKind + TracePlan.Scalar)))
