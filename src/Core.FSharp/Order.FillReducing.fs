@@ -17,7 +17,8 @@ open System.Collections.Generic
 /// the eliminated vertex's count (capped at the component's exits). Ties go to the smallest
 /// vertex index, and nothing depends on hash or address order, so the order is deterministic.
 /// A dense component gains little and would make this as costly as elimination itself, so the
-/// symbolic work is budgeted: past the budget the component keeps ascending vertex order.
+/// symbolic work is budgeted: past the budget the component keeps ascending vertex order (so does
+/// a component of 2^24 vertices or more: the queue key holds the local index in 24 bits).
 module internal FillReducingOrder =
 
     /// A growable int list; order inside it carries no meaning (swap-remove).

@@ -105,14 +105,19 @@ module Order =
         let place c =
             let id = compSize.Count
             compSize.Add size.[c]
-            let inIndexOrder = members.[memberStart.[c] .. memberStart.[c + 1] - 1]
-            // two vertices: either order gives the same fill
-            let inside =
-                if inIndexOrder.Length < 3 then inIndexOrder
-                else FillReducingOrder.orderComponent g tarjanComp c inIndexOrder local
-            for v in inside do
-                order.[pos] <- v; position.[v] <- pos; comp.[v] <- id
-                pos <- pos + 1
+            let first = memberStart.[c]
+            let count = memberStart.[c + 1] - first
+            // one or two vertices: either order gives the same fill (and no array per vertex
+            // for the many single-vertex components of an acyclic graph)
+            if count < 3 then
+                for i in first .. first + count - 1 do
+                    let v = members.[i]
+                    order.[pos] <- v; position.[v] <- pos; comp.[v] <- id
+                    pos <- pos + 1
+            else
+                for v in FillReducingOrder.orderComponent g tarjanComp c members.[first .. first + count - 1] local do
+                    order.[pos] <- v; position.[v] <- pos; comp.[v] <- id
+                    pos <- pos + 1
         let absorbing = ResizeArray<int>()
         while ready.Count > 0 do
             let c = ready.Dequeue()

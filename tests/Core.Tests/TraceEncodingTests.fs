@@ -22,13 +22,13 @@ let goldenModel () =
     b.Build()
 
 /// Golden canonical bytes per format revision, assembled by hand from the documented layout
-/// (docs/trace-format.md), not produced by the code under test.
+/// (docs/trace-format.md), not produced by the code under test. Revision 2 (the fill-reducing
+/// elimination order) kept revision 1's layout: only the revision field differs.
 let goldenBytes =
-    Map [
-        1,
+    let golden (revision: string) =
         String.concat "" [
             "70 74 64 2d 74 72 61 63 65" // "ptd-trace"
-            "01 00 00 00" // revision 1
+            revision // u32 revision
             "00" // continuous
             "01 00 00 00" // state length 1
             "01 00 00 00" // 1 parameter
@@ -39,21 +39,7 @@ let goldenBytes =
             "02 00 00 00" + "01 00 00 00" + "02 00 00 00" + "00 00 00 00 00 00 d0 3f" + "00 00 00 00 00 00 00 40"
             // vertex 2, state [−1]: absorbing
             "ff ff ff ff" + "00 00 00 00" ]
-        // revision 2 (fill-reducing elimination order inside components): same layout
-        2,
-        String.concat "" [
-            "70 74 64 2d 74 72 61 63 65" // "ptd-trace"
-            "02 00 00 00" // revision 2
-            "00" // continuous
-            "01 00 00 00" // state length 1
-            "01 00 00 00" // 1 parameter
-            "03 00 00 00" // 3 vertices
-            // vertex 0 (start, no state): 1 edge → 1, base 1.0, coef −0.0 written as 0.0
-            "01 00 00 00" + "01 00 00 00" + "00 00 00 00 00 00 f0 3f" + "00 00 00 00 00 00 00 00"
-            // vertex 1, state [2]: 1 edge → 2, base 0.25, coef 2.0
-            "02 00 00 00" + "01 00 00 00" + "02 00 00 00" + "00 00 00 00 00 00 d0 3f" + "00 00 00 00 00 00 00 40"
-            // vertex 2, state [−1]: absorbing
-            "ff ff ff ff" + "00 00 00 00" ] ]
+    Map [ 1, golden "01 00 00 00"; 2, golden "02 00 00 00" ]
 
 /// SHA-256 keys that must not change across processes, machines or runs (per revision).
 let goldenKeys =
