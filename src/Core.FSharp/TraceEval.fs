@@ -211,23 +211,24 @@ module TraceEval =
         Moments.expectedWaitingTimes (commandList t theta) reward
 
 /// Repeated evaluation of one trace without allocation: owns its value and replay buffers and,
-/// after `TracePlan.CutAfter` evaluations, the trace's evaluation plan (`TracePlan`: runs of
-/// products in vectors, intermediates that only feed nearby ops in a small ring of slots, command
-/// runs). The first evaluations run op by op: cutting the plan costs a few evaluations, which a
-/// handful of θ would not win back. Not thread-safe: use one per thread.
+/// after `TracePlan.CutAfter` evaluations, the trace's evaluation plan (`TracePlan.replayPlan`: runs
+/// of products in vectors, intermediates that only feed nearby ops in a small ring of slots, the
+/// command multipliers in command order, command runs). The first evaluations run op by op:
+/// cutting the plan costs a few evaluations, which a handful of θ would not win back. Not
+/// thread-safe: use one per thread.
 [<Sealed>]
 type TraceEvaluator(trace: Trace) =
-    let values: float[] = Array.zeroCreate (trace.OpCount + TracePlan.Window)
+    let mutable values: float[] = Array.zeroCreate (trace.OpCount + TracePlan.Window)
     let x: float[] = Array.zeroCreate trace.VertexCount
     let plan = TraceEval.checkPlan trace
-    let mutable plans: (OpPlan * CommandPlan) option = None
+    let mutable plans: (OpPlan * CommandPlan * int[]) option = None
     let mutable evaluations = 0
 
     member _.Trace = trace
 
-    /// Op values of the last evaluation, by op index, for the ops the outputs read (command
-    /// multipliers, edge weights, vertex rates) and every op read more than `TracePlan.Window` ops
-    /// later; other intermediates may live in a ring of slots past OpCount and be overwritten.
+    /// Op values of the last evaluation. Edge weights and vertex rates are at their op index; the
+    /// command multipliers are read with `Multipliers()` (once the plan is cut they live in a
+    /// region of their own); other intermediates may live in a ring of slots and be overwritten.
     /// Use `TraceEval.evaluate` for the value of every op.
     member _.Values = values
 
@@ -235,15 +236,19 @@ type TraceEvaluator(trace: Trace) =
     member _.Evaluate(theta: float[]) =
         let theta = TraceEval.checkTheta trace.ParamCount theta
         if plans.IsNone && evaluations >= TracePlan.CutAfter then
-            plans <- Some(TracePlan.ops trace TracePlan.Window, TracePlan.commands trace)
+            let (ops, _, _) as cut = TracePlan.replayPlan trace TracePlan.Window
+            values <- Array.zeroCreate ops.Slots
+            plans <- Some cut
         evaluations <- evaluations + 1
         match plans with
-        | Some (ops, _) -> TracePlan.valuesInto ops trace.Program theta values
+        | Some (ops, _, _) -> TracePlan.valuesInto ops trace.Program theta values
         | None -> TraceEval.valuesInto trace.Program theta values
         TraceEval.checkWeightsPlanned plan trace theta values
 
     /// Command multipliers of the last evaluation (a new array).
-    member _.Multipliers() = trace.CmdMult |> Array.map (fun o -> values.[o])
+    member _.Multipliers() =
+        let slots = match plans with Some (_, _, slots) -> slots | None -> trace.CmdMult
+        slots |> Array.map (fun s -> values.[s])
 
     /// E[reward accumulated] at θ: evaluate, then replay once (reward[0] is the start vertex's).
     member this.Expectation(theta: float[], reward: float[]) : float =
@@ -251,6 +256,6 @@ type TraceEvaluator(trace: Trace) =
         this.Evaluate theta
         Array.blit reward 0 x 0 x.Length
         match plans with
-        | Some (_, commands) -> TracePlan.replay commands trace values x
+        | Some (_, commands, _) -> TracePlan.replayCommands commands trace values x
         | None -> TraceEval.replayValues trace values x
         x.[0]

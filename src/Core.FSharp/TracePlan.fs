@@ -49,11 +49,11 @@ type internal OpPlan =
 
     member p.SegmentCount = p.Kind.Length
 
-/// The command list cut into segments: runs of adds into one x[from] whose multipliers are
-/// consecutive ops (phase C emits each row's probabilities, which the last renormalization produced
-/// in a row): `x[from] += Σ_j value(m + j) · x[to_j]`, accumulated left to right in a register; and
-/// ranges of other commands replayed one by one. The same operations in the same order as the
-/// command-by-command replay.
+/// The command list cut into segments: runs of adds into one x[from] whose multipliers are in
+/// consecutive slots (phase C emits each row's probabilities, which the last renormalization
+/// produced in a row): `x[from] += Σ_j value(m + j) · x[to_j]`, accumulated left to right in a
+/// register; and ranges of other commands replayed one by one. The same operations in the same
+/// order as the command-by-command replay.
 type internal CommandPlan =
     { /// x[From] is updated (add runs); unused for a plain range.
       From: int[]
@@ -62,7 +62,9 @@ type internal CommandPlan =
       /// Commands in the segment.
       Count: int[]
       /// Slot of the first multiplier (add runs); −1: a plain range of commands.
-      Mult: int[] }
+      Mult: int[]
+      /// The slot of every command's multiplier (the plain ranges read it).
+      Slot: int[] }
 
     member p.SegmentCount = p.From.Length
 
@@ -435,11 +437,11 @@ module internal TracePlan =
             | Ops -> plainRange plan p theta values o (o + count.[s])
             | k -> scaled values o count.[s] shared.[s] range.[s] (k = MulLeft + Scalar) false
 
-    /// Cuts a trace's command list into add runs and plain ranges.
-    let commands (t: Trace) : CommandPlan =
+    /// Cuts a trace's command list into add runs and plain ranges, for multipliers in the given
+    /// slots (one per command).
+    let commandsOf (t: Trace) (m: int[]) : CommandPlan =
         let f = t.CmdFrom
         let tt = t.CmdTo
-        let m = t.CmdMult
         let n = f.Length
         let from = ResizeArray<int>()
         let start = ResizeArray<int>()
@@ -471,14 +473,44 @@ module internal TracePlan =
                 if plain < 0 then plain <- c
                 c <- c + 1
         flush n
-        { From = from.ToArray(); Start = start.ToArray(); Count = count.ToArray(); Mult = mult.ToArray() }
+        { From = from.ToArray(); Start = start.ToArray(); Count = count.ToArray(); Mult = mult.ToArray(); Slot = m }
+
+    /// Cuts a trace's command list with every multiplier in its op's own slot.
+    let commands (t: Trace) : CommandPlan = commandsOf t t.CmdMult
+
+    /// The replay evaluator's plan: ops and commands, with the command multipliers in a region of
+    /// their own, in COMMAND order (slot OpCount + window + c for command c). Why: the replay reads
+    /// the multipliers row after row in command order, but the ops produce each final row when
+    /// elimination finishes that vertex — in the fill-reducing order, all over the op index range
+    /// — so in op-index slots the command replay jumps through megabytes, a cache miss per row.
+    /// In command order it reads one sequential stream. An op that is the multiplier of more than
+    /// one command, or an edge weight or vertex rate (read by index by the weight checks), keeps
+    /// its op slot. Returns the plan and each command's multiplier slot.
+    let replayPlan (t: Trace) (window: int) : OpPlan * CommandPlan * int[] =
+        let n = t.OpCount
+        let pinnedOps = pinned t
+        let slot = slotsOf t.Program pinnedOps window
+        let uses = Array.zeroCreate n
+        for o in t.CmdMult do uses.[o] <- uses.[o] + 1
+        let byIndex = Array.zeroCreate n
+        for o in t.EdgeWeight do byIndex.[o] <- true
+        for o in t.VertexRate do byIndex.[o] <- true
+        let region = n + window
+        let multSlot = Array.copy t.CmdMult
+        for c in 0 .. multSlot.Length - 1 do
+            let o = t.CmdMult.[c]
+            if uses.[o] = 1 && not byIndex.[o] then
+                slot.[o] <- region + c
+                multSlot.[c] <- region + c
+        let ops = { opsOf t.Program slot window with Slots = region + multSlot.Length }
+        ops, commandsOf t multSlot, multSlot
 
     /// Replays the commands on x through the plan (the same operations in the same order as
-    /// `TraceEval.replayValues`: bit-identical). Multipliers are pinned ops: values.[op].
-    let replay (plan: CommandPlan) (t: Trace) (values: float[]) (x: float[]) =
+    /// `TraceEval.replayValues`: bit-identical), multipliers read from the plan's slots.
+    let replayCommands (plan: CommandPlan) (t: Trace) (values: float[]) (x: float[]) =
         let f = t.CmdFrom
         let tt = t.CmdTo
-        let m = t.CmdMult
+        let m = plan.Slot
         let from = plan.From
         let start = plan.Start
         let count = plan.Count

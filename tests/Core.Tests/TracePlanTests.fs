@@ -38,7 +38,7 @@ let private checkTrace (label: string) (t: Trace) (theta: float[]) =
         let values = Array.zeroCreate plan.Slots
         TracePlan.valuesInto plan t.Program theta values
         let x = Array.copy ones
-        TracePlan.replay (TracePlan.commands t) t values x
+        TracePlan.replayCommands (TracePlan.commands t) t values x
         Expect.isTrue (bitsEqual x expected) (sprintf "%s, window %d: planned command replay differs from the plain replay" label w)
     // the evaluator's first calls run op by op, later ones through its plan
     let ev = TraceEvaluator t
@@ -85,6 +85,14 @@ let tests =
             Expect.isGreaterThan ring (t.OpCount / 4) "a good share of the ops are transient"
             let commands = TracePlan.commands t
             Expect.isTrue (commands.Mult |> Array.exists (fun m -> m >= 0)) "command runs"
+            // the replay evaluator's plan: multipliers in command order, the runs cover most commands
+            let ops, replayCommands, multSlot = TracePlan.replayPlan t TracePlan.Window
+            let region = t.OpCount + TracePlan.Window
+            let inRegion = multSlot |> Array.indexed |> Array.filter (fun (c, s) -> s = region + c) |> Array.length
+            Expect.isGreaterThan inRegion (9 * t.CommandCount / 10) "most multipliers in command order"
+            Expect.equal ops.Slots (region + t.CommandCount) "the value buffer holds the region"
+            let inRuns = Array.fold2 (fun acc n m -> if m >= 0 then acc + n else acc) 0 replayCommands.Count replayCommands.Mult
+            Expect.isGreaterThan inRuns (t.CommandCount / 2) "command runs cover most commands"
         }
 
         test "runs that read their own results (distance 1 .. 6, both operand orders) equal the reference" {
