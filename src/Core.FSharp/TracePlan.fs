@@ -23,19 +23,20 @@ open System.Numerics
 /// bit-identical to `TraceEval.referenceValues`.
 type internal OpPlan =
     { /// Segment kinds (`TracePlan.Ops`, `MulLeft`, `MulRight`, `SumRange`, `Gather`, `Pairs`,
-      /// `Dots`; + `Scalar` on MulLeft/MulRight when the run's range is too close behind its
-      /// outputs for vectors).
+      /// `Dots`, `SumInv`; + `Scalar` on MulLeft/MulRight when the run's range is too close behind
+      /// its outputs for vectors).
       Kind: byte[]
       /// Slot of the segment's first result; for an op-by-op segment the first index into `Plain*`.
       Out: int[]
-      /// Ops in the segment (SumRange: the number of summed ops).
+      /// Ops in the segment (SumRange, SumInv: the number of summed ops).
       Count: int[]
       /// Slot of the shared factor (MulLeft/MulRight); unused otherwise.
       Shared: int[]
       /// Slot of the first of the other factors (MulLeft/MulRight), of the summed ops (SumRange);
-      /// the first index into `Index` (Gather, Pairs); the first Dot row (Dots).
+      /// the first index into `Index` (Gather, Pairs, SumInv); the first Dot row (Dots).
       Range: int[]
-      /// Operand slots of Gather (one per op: the factor that is not shared) and Pairs (two per op).
+      /// Operand slots of Gather (one per op: the factor that is not shared), Pairs (two per op)
+      /// and SumInv (the summed ops).
       Index: int[]
       /// The op-by-op ops in op order: kind, operands as slots (Sum: A = start in PlainOperands;
       /// Const/Param/Dot: the program's payload), result slot.
@@ -102,6 +103,12 @@ module internal TracePlan =
     /// Consecutive Dot ops over consecutive rows (phase A's edge weights): no kind per op.
     [<Literal>]
     let Dots = 9uy
+
+    /// A Sum and the Inv of it in the next slot (1/Σ: every phase A normalization and every
+    /// self-loop renormalization): `out[o] = Σ_j x[Index[r + j]]` left to right from 0,
+    /// `out[o + 1] = 1 / out[o]` — one segment instead of two op-by-op ops.
+    [<Literal>]
+    let SumInv = 10uy
 
     /// The ring window of the replay evaluator (a power of two; 32 KB of slots). rabbits3 R = 200
     /// (fill-reducing order), 40 alternating evaluations each: 1024 slots 5.8–8.9 ms best, 4096
@@ -335,6 +342,11 @@ module internal TracePlan =
                 add Gather slot.[i] gather (if byA then slot.[a.[i]] else slot.[b.[i]]) index.Count
                 for j in i .. i + gather - 1 do index.Add(if byA then slot.[b.[j]] else slot.[a.[j]])
                 i <- i + gather
+            elif k = OpKind.Sum && i + 1 < n && kinds.[i + 1] = OpKind.Inv && a.[i + 1] = i && slot.[i + 1] = slot.[i] + 1 then
+                flush ()
+                add SumInv slot.[i] b.[i] 0 index.Count
+                for j in a.[i] .. a.[i] + b.[i] - 1 do index.Add slot.[operands.[j]]
+                i <- i + 2
             elif sumRange then
                 flush ()
                 add SumRange slot.[i] b.[i] 0 slot.[operands.[a.[i]]]
@@ -421,6 +433,13 @@ module internal TracePlan =
                 for j in r .. r + count.[s] - 1 do
                     acc <- acc + values.[j]
                 values.[o] <- acc
+            | SumInv ->
+                let r = range.[s]
+                let mutable acc = 0.0
+                for j in r .. r + count.[s] - 1 do
+                    acc <- acc + values.[index.[j]]
+                values.[o] <- acc
+                values.[o + 1] <- 1.0 / acc
             | Pairs ->
                 let r = range.[s] - 2 * o
                 for j in o .. o + count.[s] - 1 do

@@ -79,8 +79,8 @@ let tests =
             let t = Trace.record (Models.rabbits3 12)
             let plan = TracePlan.ops t TracePlan.Window
             let has k = plan.Kind |> Array.contains k
-            Expect.isTrue (has TracePlan.MulLeft && has TracePlan.MulRight && has TracePlan.SumRange) "run kinds"
-            Expect.isTrue (has TracePlan.Gather && has TracePlan.Pairs && has TracePlan.Dots) "gather, pair and dot runs"
+            Expect.isTrue (has TracePlan.MulLeft && has TracePlan.Gather && has TracePlan.Pairs && has TracePlan.Dots) "run kinds"
+            Expect.isTrue (has TracePlan.SumInv) "sums with their inverse"
             let ring = TracePlan.slots t TracePlan.Window |> Array.filter (fun s -> s >= t.OpCount) |> Array.length
             Expect.isGreaterThan ring (t.OpCount / 4) "a good share of the ops are transient"
             let commands = TracePlan.commands t
