@@ -30,7 +30,7 @@ type internal OpPlan =
       Out: int[]
       /// Ops in the segment (SumRange, SumInv: the number of summed ops).
       Count: int[]
-      /// Slot of the shared factor (MulLeft/MulRight); unused otherwise.
+      /// Slot of the shared factor (MulLeft/MulRight/Gather), of the inverse (SumInv); unused otherwise.
       Shared: int[]
       /// Slot of the first of the other factors (MulLeft/MulRight), of the summed ops (SumRange);
       /// the first index into `Index` (Gather, Pairs, SumInv); the first Dot row (Dots).
@@ -104,9 +104,10 @@ module internal TracePlan =
     [<Literal>]
     let Dots = 9uy
 
-    /// A Sum and the Inv of it in the next slot (1/Σ: every phase A normalization and every
-    /// self-loop renormalization): `out[o] = Σ_j x[Index[r + j]]` left to right from 0,
-    /// `out[o + 1] = 1 / out[o]` — one segment instead of two op-by-op ops.
+    /// A Sum and the Inv of it, the next op (1/Σ: every phase A normalization and every self-loop
+    /// renormalization): `out[o] = Σ_j x[Index[r + j]]` left to right from 0, `x[s] = 1 / out[o]`
+    /// (the Inv's slot, in Shared: the sum is often a vertex rate and the inverse a command
+    /// multiplier, in different regions) — one segment instead of two op-by-op ops.
     [<Literal>]
     let SumInv = 10uy
 
@@ -342,9 +343,9 @@ module internal TracePlan =
                 add Gather slot.[i] gather (if byA then slot.[a.[i]] else slot.[b.[i]]) index.Count
                 for j in i .. i + gather - 1 do index.Add(if byA then slot.[b.[j]] else slot.[a.[j]])
                 i <- i + gather
-            elif k = OpKind.Sum && i + 1 < n && kinds.[i + 1] = OpKind.Inv && a.[i + 1] = i && slot.[i + 1] = slot.[i] + 1 then
+            elif k = OpKind.Sum && i + 1 < n && kinds.[i + 1] = OpKind.Inv && a.[i + 1] = i then
                 flush ()
-                add SumInv slot.[i] b.[i] 0 index.Count
+                add SumInv slot.[i] b.[i] slot.[i + 1] index.Count
                 for j in a.[i] .. a.[i] + b.[i] - 1 do index.Add slot.[operands.[j]]
                 i <- i + 2
             elif sumRange then
@@ -439,7 +440,7 @@ module internal TracePlan =
                 for j in r .. r + count.[s] - 1 do
                     acc <- acc + values.[index.[j]]
                 values.[o] <- acc
-                values.[o + 1] <- 1.0 / acc
+                values.[shared.[s]] <- 1.0 / acc
             | Pairs ->
                 let r = range.[s] - 2 * o
                 for j in o .. o + count.[s] - 1 do
