@@ -80,8 +80,9 @@ module TraceBatch =
         let mutable ok = true
         match plan with
         | Some plan ->
-            for o in plan.WeightOps do
-                if not (weightOk values.[o]) then ok <- false
+            for r in 0 .. plan.WeightStart.Length - 1 do
+                for o in plan.WeightStart.[r] .. plan.WeightStart.[r] + plan.WeightCount.[r] - 1 do
+                    if not (weightOk values.[o]) then ok <- false
             for i in 0 .. plan.RateOps.Length - 1 do
                 let total = values.[plan.RateOps.[i]]
                 if not (Vector.GreaterThanAll(total, Vector<double>.Zero)) then ok <- false

@@ -1,6 +1,7 @@
 namespace Ptd.Core
 
 open System
+open System.Numerics
 
 /// A trace evaluated at one θ: the value of every op. Multipliers, weights and rates are read
 /// off the outputs; `CommandList` gives the elimination result the `Moments` functions take.
@@ -86,7 +87,10 @@ module TraceEval =
     /// used only when that op is structurally the left-to-right Sum of the vertex's weight ops,
     /// so that its value IS the total `Graph.Weights` checks. `None`: check every edge.
     type internal CheckPlan =
-        { WeightOps: int[]
+        { /// The distinct weight ops as ranges of consecutive ops (phase A records the weights
+          /// one after another, so usually a single range): checked with vectors, no index list.
+          WeightStart: int[]
+          WeightCount: int[]
           RateVertices: int[]
           RateOps: int[] }
 
@@ -101,8 +105,17 @@ module TraceEval =
             && Seq.forall (fun j -> p.Operands.[p.A.[o] + j] = t.EdgeWeight.[e0 + j]) (seq { 0 .. d - 1 })
         let vertices = [| for v in 0 .. g.VertexCount - 1 do if g.OutDegree v > 0 then v |]
         if vertices |> Array.forall isRateSum then
+            let ops = Array.distinct t.EdgeWeight |> Array.sort
+            let starts = ResizeArray<int>()
+            let counts = ResizeArray<int>()
+            for j in 0 .. ops.Length - 1 do
+                if j > 0 && ops.[j] = ops.[j - 1] + 1 then counts.[counts.Count - 1] <- counts.[counts.Count - 1] + 1
+                else
+                    starts.Add ops.[j]
+                    counts.Add 1
             Some
-                { WeightOps = Array.distinct t.EdgeWeight |> Array.sort
+                { WeightStart = starts.ToArray()
+                  WeightCount = counts.ToArray()
                   RateVertices = vertices
                   RateOps = vertices |> Array.map (fun v -> t.VertexRate.[v]) }
         else None
@@ -113,9 +126,21 @@ module TraceEval =
         | None -> checkWeights t theta values
         | Some plan ->
             let mutable ok = true
-            for o in plan.WeightOps do
-                let x = values.[o]
-                if not (x >= 0.0 && x < Double.PositiveInfinity) then ok <- false
+            let lanes = Vector<float>.Count
+            let infinity = Vector<float>(Double.PositiveInfinity)
+            for r in 0 .. plan.WeightStart.Length - 1 do
+                let start = plan.WeightStart.[r]
+                let stop = start + plan.WeightCount.[r]
+                let mutable o = start
+                while o + lanes <= stop do
+                    let x = Vector<float>(values, o)
+                    // NaN fails both comparisons
+                    if not (Vector.GreaterThanOrEqualAll(x, Vector<float>.Zero) && Vector.LessThanAll(x, infinity)) then ok <- false
+                    o <- o + lanes
+                while o < stop do
+                    let x = values.[o]
+                    if not (x >= 0.0 && x < Double.PositiveInfinity) then ok <- false
+                    o <- o + 1
             let discrete = t.Graph.IsDiscrete
             for i in 0 .. plan.RateOps.Length - 1 do
                 let total = values.[plan.RateOps.[i]]
