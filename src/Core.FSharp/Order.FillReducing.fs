@@ -1,6 +1,5 @@
 namespace Ptd.Core
 
-
 /// A fill-reducing elimination order inside one strongly-connected component.
 ///
 /// Why: eliminating a vertex merges its row into every parent's row, so the order decides how
