@@ -112,7 +112,8 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
 
     /// <inheritdoc />
     /// <remarks>A directory removed while the write runs (a concurrent <c>rm -rf</c> or clear of the cache) is
-    /// recreated and the write started again, a few times: it is not a failure of the store.</remarks>
+    /// recreated and the write started again (up to 40 times, pausing up to 20 ms between the later attempts): it is
+    /// not a failure of the store.</remarks>
     public async Task<BlobWriteOutcome> PutAsync(BlobKey key, ReadOnlyMemory<byte> content, BlobWriteMode mode, CancellationToken cancellationToken = default)
     {
         var path = PathOf(key);
@@ -124,7 +125,10 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
             }
             catch (Exception e) when (attempt < MaxWriteAttempts && e is DirectoryNotFoundException or FileNotFoundException)
             {
-                // The directory (and our temporary file with it) vanished between creating and renaming: again.
+                // The directory (and our temporary file with it) vanished between creating and renaming: again —
+                // at once the first times, then after a short pause, so that a recursive delete still walking the
+                // tree (it removes what we recreate) can finish first.
+                if (attempt >= 3) await Task.Delay(Math.Min(attempt, 20), cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
             {
@@ -134,7 +138,39 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
         }
     }
 
-    private const int MaxWriteAttempts = 4;
+    // Each retry means the tree was removed during this very write; a cache cleared in a loop (the reliability
+    // churn test; `LocalDiskRaceTests`: an `rm -rf` every millisecond or so) can do that several times in a row.
+    // With the pauses above, 40 attempts wait up to about 0.6 s in all before the write is reported as failed.
+    private const int MaxWriteAttempts = 40;
+
+    /// <summary>Directory.CreateDirectory, with its race against a concurrent removal made retryable: mkdir reports
+    /// EEXIST when the directory existed a moment ago, .NET then finds no directory there (a concurrent <c>rm -rf</c>
+    /// removed it in between) and throws "the file already exists". With neither a directory nor a file at the path
+    /// now, that is the vanished-directory case the write loop retries. A file in the way (at the path or one of its
+    /// parents inside the store; .NET reports that as a missing directory too) is an error that names the file, and
+    /// is not retried.</summary>
+    private void CreateDirectoryRacingRemoval(string dir)
+    {
+        try
+        {
+            Directory.CreateDirectory(dir);
+        }
+        catch (IOException e) when (FileInTheWay(dir) is { } file)
+        {
+            throw new IOException($"'{file}' is a file where the cache needs a directory; move it away (or choose another cache directory)", e);
+        }
+        catch (IOException e) when (e is not DirectoryNotFoundException && !Directory.Exists(dir))
+        {
+            throw new DirectoryNotFoundException($"the directory '{dir}' was removed while it was being created", e);
+        }
+    }
+
+    private string? FileInTheWay(string dir)
+    {
+        for (var d = dir; d is not null && d.Length >= Root.Length; d = Path.GetDirectoryName(d))
+            if (File.Exists(d)) return d;
+        return null;
+    }
 
     private async Task<BlobWriteOutcome> PutOnceAsync(string path, ReadOnlyMemory<byte> content, BlobWriteMode mode, CancellationToken cancellationToken)
     {
@@ -143,7 +179,7 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
         try
         {
             if (mode == BlobWriteMode.CreateOnly && File.Exists(path)) return BlobWriteOutcome.AlreadyExists;
-            Directory.CreateDirectory(dir);
+            CreateDirectoryRacingRemoval(dir);
             await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
             {
                 await stream.WriteAsync(content, cancellationToken).ConfigureAwait(false);
