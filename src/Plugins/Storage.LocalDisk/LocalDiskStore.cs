@@ -145,10 +145,10 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
 
     /// <summary>Directory.CreateDirectory, with its race against a concurrent removal made retryable: mkdir reports
     /// EEXIST when the directory existed a moment ago, .NET then finds no directory there (a concurrent <c>rm -rf</c>
-    /// removed it in between) and throws "the file already exists". With neither a directory nor a file at the path
-    /// now, that is the vanished-directory case the write loop retries. A file in the way (at the path or one of its
-    /// parents inside the store; .NET reports that as a missing directory too) is an error that names the file, and
-    /// is not retried.</summary>
+    /// removed it in between) and throws "the file already exists" (errno EEXIST). Without a file in the way that is
+    /// the vanished-directory case the write loop retries (the directory may even exist again by now: another writer
+    /// recreated it). A file in the way (at the path or one of its parents inside the store; .NET reports a parent as a
+    /// missing directory) is an error that names the file, and is not retried.</summary>
     private void CreateDirectoryRacingRemoval(string dir)
     {
         try
@@ -159,7 +159,7 @@ public sealed class LocalDiskStore : IBlobStore, IBlobStoreHousekeeping
         {
             throw new IOException($"'{file}' is a file where the cache needs a directory; move it away (or choose another cache directory)", e);
         }
-        catch (IOException e) when (e is not DirectoryNotFoundException && !Directory.Exists(dir))
+        catch (IOException e) when (IsAlreadyExists(e))
         {
             throw new DirectoryNotFoundException($"the directory '{dir}' was removed while it was being created", e);
         }
