@@ -196,6 +196,25 @@ let private archiveFuzz () =
             CacheArchive.ReadAsync(input, 1L <<< 20, ignore, (fun _ _ -> Task.CompletedTask)).GetAwaiter().GetResult() |> ignore)
         |> ignore)
 
+/// The fuzz case that found an OverflowException escaping System.Formats.Tar (a damaged header's numeric field),
+/// replayed: it must be refused as a damaged archive like every other.
+let private archiveOverflowSeed () =
+    let hex c = String(c, 64)
+    let manifest =
+        sprintf """{"format": "ptd-cache-archive/1", "created": "2026-01-01T00:00:00Z", "producer": "x", "generation": 1, "entries": [{"path": "entries/trace/r1/g1/%s", "storageKey": "trace/r1/g1/%s", "kind": "trace", "revision": 1, "generation": 1, "key": "%s", "producerVersion": "x", "payloadSha256": "%s", "payloadLength": 10, "size": 100, "envelopeSha256": "%s"}]}"""
+            (hex 'a') (hex 'a') (hex 'a') (hex '0') (hex '0')
+    let rng = Random 486799911
+    let text = Hostile.mutate rng manifest
+    let bytes = tarGz (Encoding.UTF8.GetBytes text)
+    Expect.equal (rng.Next 4) 0 "this seed damages the gzip stream"
+    let b = Array.copy bytes
+    b.[rng.Next b.Length] <- byte (rng.Next 256)
+    use input = new MemoryStream(b)
+    try
+        CacheArchive.ReadAsync(input, 1L <<< 20, ignore, (fun _ _ -> Task.CompletedTask)).GetAwaiter().GetResult() |> ignore
+        failtest "the damaged archive was read"
+    with :? UnsafeArchiveException as e -> Expect.stringContains e.Message "not a valid cache archive" "says what is wrong"
+
 let private configFuzz () =
     let stats = Hostile.Stats "cache configuration (PTD_CACHE, sizes, durations, JSON)"
     let chains =
@@ -269,6 +288,7 @@ let tests =
         testCase "cache envelopes: 600 mutated envelopes (every compression, resealed headers)" envelopeFuzz
         testCase "cache envelopes: a declared 512 MB payload costs what the bytes inflate to" envelopeClaim
         testCase "cache archives: 300 mutated manifests in tar.gz (and damaged gzip)" archiveFuzz
+        testCase "cache archives: a damaged tar header whose number overflows is refused (fuzz seed 486799911)" archiveOverflowSeed
         testCase "cache configuration: 600 mutated PTD_CACHE chains, sizes, durations, JSON files" configFuzz
         testCase "CLI arguments: 500 hostile argument vectors through CliApp.Run (exit 0 or 2, never 70)" argsFuzz
     ]

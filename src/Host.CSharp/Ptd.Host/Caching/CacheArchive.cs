@@ -139,7 +139,10 @@ public static class CacheArchive
         {
             throw new UnsafeArchiveException(e.Message);
         }
-        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException or ArgumentException or NotSupportedException)
+        // OverflowException: System.Formats.Tar parses a damaged header's numeric field into a number too large for
+        // its type (found by the archive fuzz test: one flipped byte of the gzip stream).
+        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException or ArgumentException or NotSupportedException
+                                      or OverflowException)
         {
             throw new UnsafeArchiveException($"not a valid cache archive (gzip-compressed tar): {e.Message}");
         }
