@@ -52,10 +52,8 @@ module internal FillReducingOrder =
     [<Literal>]
     let private MaxCount = 0x7FFFFFFFFFL // 2^39 − 1: key < 2^63
 
-    let private ceilLog2 (m: int) =
-        let mutable k = 1
-        while (1 <<< k) < m do k <- k + 1
-        k
+    /// ⌈log₂ m⌉, at least 1.
+    let private ceilLog2 (m: int) = max 1 (32 - System.Numerics.BitOperations.LeadingZeroCount(uint32 (m - 1)))
 
     /// A binary min-heap of int64 keys (a key carries its vertex in the low bits). Not the BCL's
     /// PriorityQueue: its code for these type arguments is JIT-compiled in the process, and ran

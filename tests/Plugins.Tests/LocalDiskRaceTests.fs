@@ -8,7 +8,6 @@ open System.Threading
 open System.Threading.Tasks
 open Expecto
 open Ptd.Storage
-open Ptd.Storage.LocalDisk
 open Ptd.Plugins.Tests.TestEnv
 open Ptd.Plugins.Tests.CacheTests
 
@@ -16,8 +15,7 @@ open Ptd.Plugins.Tests.CacheTests
 let tests =
     testList "local disk races" [
         testT "writes into one shard directory while another thread removes the tree: no write fails" <| fun () -> task {
-            let root = tempDir "ld-rmrf"
-            let store = LocalDiskStore(root, "file://" + root, fsync = false)
+            let root, store = localDisk "ld-rmrf"
             let payload = ReadOnlyMemory(Array.init 512 byte)
             use stop = new CancellationTokenSource()
             let mutable removals = 0
@@ -49,8 +47,7 @@ let tests =
         }
 
         testT "a file where a directory belongs is an error that says so, not a vanished directory retried" <| fun () -> task {
-            let root = tempDir "ld-file-in-the-way"
-            let store = LocalDiskStore(root, "file://" + root, fsync = false)
+            let root, store = localDisk "ld-file-in-the-way"
             File.WriteAllText(Path.Combine(root, "kernel"), "not a directory")
             let sw = Diagnostics.Stopwatch.StartNew()
             let! outcome =

@@ -14,9 +14,7 @@ open Ptd.TestPlugins
 open Ptd.Plugins.Tests.TestEnv
 open Ptd.Plugins.Tests.CacheTests
 
-let private disk name =
-    let root = tempDir name
-    LocalDiskStore(root, "file://" + root, fsync = false)
+let private disk name = snd (localDisk name)
 
 /// Writes entries of `kind` in `generation` through a cache of that generation.
 let private seed (store: IBlobStore) generation (kind: ArtifactKind) (keys: string list) =

@@ -5,6 +5,7 @@ open System
 open System.IO
 open System.Security.Cryptography
 open Ptd.Storage
+open Ptd.Storage.LocalDisk
 open Ptd.Host.Composition
 open Ptd.Tests
 
@@ -28,6 +29,11 @@ let private scratch = TempDirs.Scratch("ptd-plugins-tests", "plugins-tests")
 
 /// A fresh directory for one test.
 let tempDir (name: string) = scratch.Dir name
+
+/// A local disk store in a fresh directory, and that directory (no fsync: tests need no durability).
+let localDisk (name: string) =
+    let root = tempDir name
+    root, LocalDiskStore(root, "file://" + root, fsync = false)
 
 /// A unique, key-safe segment for isolating tests that share a server.
 let uniqueSegment (name: string) = TempDirs.uniqueSegment name

@@ -290,18 +290,15 @@ public sealed class LikelihoodKernel
                 if (double.IsNegativeInfinity(logF))
                 {
                     zeroObservation = i;
-                    for (int j = 0; j < p; j++) grad[j] = double.NaN;
-                    return double.NegativeInfinity;
+                    return ZeroDensity(grad, p);
                 }
-                ll += logF;
-                for (int j = 0; j < p; j++) grad[j] += acc[j];
+                AddInLogSpace(logF, acc, grad, p, ref ll);
                 continue;
             }
             if (!(s > 0.0))
             {
                 zeroObservation = i;
-                for (int j = 0; j < p; j++) grad[j] = double.NaN;
-                return double.NegativeInfinity;
+                return ZeroDensity(grad, p);
             }
             ll += exponent == 0 ? Math.Log(s) : Math.Log(s) + exponent * Ln2;
             for (int j = 0; j < p; j++) grad[j] += acc[j] / s;
@@ -319,6 +316,20 @@ public sealed class LikelihoodKernel
         if (count == 0 || muMax == 0.0) return 1;
         var (_, hi, _) = Poisson.bounds(muMax, 2.0 * UniformizationWindows.Eps * Poisson.weight((int)Math.Floor(muMax), muMax));
         return 2 + hi + UniformizationBlocks.Shifts;
+    }
+
+    /// <summary>An observation of density 0: the log-likelihood is −∞ and the gradient NaN (the caller names it).</summary>
+    private static double ZeroDensity(Span<double> grad, int p)
+    {
+        for (int j = 0; j < p; j++) grad[j] = double.NaN;
+        return double.NegativeInfinity;
+    }
+
+    /// <summary>An observation resolved in log space (both sweeps' tails): log f and ∂ log f/∂θ (in acc) as they are.</summary>
+    private static void AddInLogSpace(double logF, double[] acc, Span<double> grad, int p, ref double ll)
+    {
+        ll += logF;
+        for (int j = 0; j < p; j++) grad[j] += acc[j];
     }
 
     /// <summary>
@@ -392,18 +403,15 @@ public sealed class LikelihoodKernel
                 if (double.IsNegativeInfinity(logF))
                 {
                     zeroObservation = i;
-                    for (int j = 0; j < p; j++) grad[j] = double.NaN;
-                    return double.NegativeInfinity;
+                    return ZeroDensity(grad, p);
                 }
-                ll += logF;
-                for (int j = 0; j < p; j++) grad[j] += acc[j];
+                AddInLogSpace(logF, acc, grad, p, ref ll);
                 continue;
             }
             if (!(s > 0.0))
             {
                 zeroObservation = i;
-                for (int j = 0; j < p; j++) grad[j] = double.NaN;
-                return double.NegativeInfinity;
+                return ZeroDensity(grad, p);
             }
             ll += logScale == 0.0 ? Math.Log(s) : Math.Log(s) + logScale;
             double inv = 1.0 / s;
