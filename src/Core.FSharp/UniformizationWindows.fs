@@ -297,7 +297,7 @@ module internal UniformizationWindows =
         member val InvKK: float[] = [||] with get, set
         member val Weights: Poisson.WeightTable voption = ValueNone with get, set
         member val WeightsKMax = -1 with get, set
-        member val Blocks: UniformizationBlocks.Scratch = { Weights = [||]; F = [||] } with get, set
+        member val Blocks: UniformizationBlocks.Scratch = { Weights = [||]; F = [||]; Reach = [||] } with get, set
         member val LaneP: Vector<float>[] = [||] with get, set
 
     /// a if it has at least `size` entries, else a new array of exactly that size (uninitialized).
@@ -372,9 +372,9 @@ module internal UniformizationWindows =
         let blockOut = Array.append out.Columns [| out.Shift; out.LeftOut |]
         while pos < nObs do
             let muRef = sorted.[pos]
-            // A block where at least MinBlock observations lie within its span (≤ 1) of this one.
+            // A block where at least MinBlock observations lie within its span (≤ MaxSpan) of this one.
             let mutable near = 1
-            while near < MinBlock && pos + near < nObs && sorted.[pos + near] - muRef <= 1.0 do near <- near + 1
+            while near < MinBlock && pos + near < nObs && sorted.[pos + near] - muRef <= UniformizationBlocks.MaxSpan do near <- near + 1
             let mutable taken = 0
             if near >= MinBlock then
                 let pm = c.Weights.Weight(mode order.[pos], muRef)
