@@ -31,7 +31,7 @@ public sealed class LikelihoodKernel
 
     private readonly LikelihoodPlan _plan;
     private readonly int _t, _e, _p, _stride, _ce;
-    private readonly int[] _inStart, _inSource, _ceEdge;
+    private readonly int[] _inStart, _inSource, _ceEdge, _exitStates;
     private readonly double[] _dw, _dl, _dexit, _dwStart;
     private readonly ConcurrentBag<LikelihoodWorkspace> _pool = new();
 
@@ -64,6 +64,17 @@ public sealed class LikelihoodKernel
                 _ceEdge[fill[z]] = e;
                 fill[z]++;
             }
+        // The states with an edge into an absorbing vertex: the only ones whose exit rate (and its
+        // tangents) can be non-zero, so the sweep's v_k = π_k·exit sums over them alone.
+        var exitStates = new List<int>();
+        for (int i = 0; i < _t; i++)
+            for (int e = plan.EdgeStart[i]; e < plan.EdgeStart[i + 1]; e++)
+                if (plan.EdgeTarget[e] < 0)
+                {
+                    exitStates.Add(i);
+                    break;
+                }
+        _exitStates = [.. exitStates];
         // θ-independent tangents: a weight's derivative along θ_j is the tangent of its dot row,
         // 0 + Σ_k c_k δ_kj from the left (the core's forward mode), i.e. c_j.
         _dw = Tangents(plan.EdgeRow, _e);
@@ -533,12 +544,15 @@ public sealed class LikelihoodKernel
         var inStart = _inStart;
         var inSource = _inSource;
         var dexit = _dexit;
+        var exitStates = _exitStates;
         bool scaled = false;
         int exponent = 0;
         for (int k = 0; k < steps; k++)
         {
+            // Over the exit states only: every other state's terms are exact zeros, and adding
+            // +0 changes no sum (they start from +0), so this is the sum over all states.
             double u = 0.0;
-            for (int x = 0; x < t; x++) u += pi[x] * exit[x];
+            foreach (int x in exitStates) u += pi[x] * exit[x];
             v[k] = u;
             exps[k] = exponent;
             int bound = Log2Bound(u, exponent);
@@ -547,29 +561,52 @@ public sealed class LikelihoodKernel
             {
                 int o = j * t;
                 double du = 0.0;
-                for (int x = 0; x < t; x++) du = du + dpi[o + x] * exit[x] + pi[x] * dexit[o + x];
+                foreach (int x in exitStates) du = du + dpi[o + x] * exit[x] + pi[x] * dexit[o + x];
                 dv[j * stride + k] = du;
             }
             if (k == steps - 1) break;
 
-            for (int z = 0; z < t; z++)
+            if (p == 1)
             {
-                double acc = pi[z] * stay[z];
-                for (int c = inStart[z]; c < inStart[z + 1]; c++) acc += pi[inSource[c]] * pc[c];
-                next[z] = acc;
-            }
-            for (int j = 0; j < p; j++)
-            {
-                int o = j * t, oc = j * ce;
+                // One parameter (the common case): value and tangent in one pass over the
+                // in-edges, each with exactly the operations of the general loops below.
                 for (int z = 0; z < t; z++)
                 {
-                    double acc = dpi[o + z] * stay[z] + pi[z] * tstay[o + z];
+                    double pz = pi[z];
+                    double acc = pz * stay[z];
+                    double dacc = dpi[z] * stay[z] + pz * tstay[z];
                     for (int c = inStart[z]; c < inStart[z + 1]; c++)
                     {
                         int x = inSource[c];
-                        acc = acc + dpi[o + x] * pc[c] + pi[x] * tp[oc + c];
+                        double px = pi[x], q = pc[c];
+                        acc += px * q;
+                        dacc = dacc + dpi[x] * q + px * tp[c];
                     }
-                    dnext[o + z] = acc;
+                    next[z] = acc;
+                    dnext[z] = dacc;
+                }
+            }
+            else
+            {
+                for (int z = 0; z < t; z++)
+                {
+                    double acc = pi[z] * stay[z];
+                    for (int c = inStart[z]; c < inStart[z + 1]; c++) acc += pi[inSource[c]] * pc[c];
+                    next[z] = acc;
+                }
+                for (int j = 0; j < p; j++)
+                {
+                    int o = j * t, oc = j * ce;
+                    for (int z = 0; z < t; z++)
+                    {
+                        double acc = dpi[o + z] * stay[z] + pi[z] * tstay[o + z];
+                        for (int c = inStart[z]; c < inStart[z + 1]; c++)
+                        {
+                            int x = inSource[c];
+                            acc = acc + dpi[o + x] * pc[c] + pi[x] * tp[oc + c];
+                        }
+                        dnext[o + z] = acc;
+                    }
                 }
             }
 
