@@ -70,15 +70,21 @@ module TraceBatch =
 
     /// The `Graph.Weights` checks for all lanes at once; a failing lane is re-checked on its own
     /// (scalar) to word the message.
-    let private checkLanes (plan: TraceEval.CheckPlan option) (t: Trace) (w: Work) (thetas: float[][]) (first: int) (last: int) =
+    let private checkLanes (plan: TraceEval.CheckPlan) (t: Trace) (w: Work) (thetas: float[][]) (first: int) (last: int) =
         let g = t.Graph
         let ew = t.EdgeWeight
         let values = w.Values
         let inf = Vector<double>(Double.PositiveInfinity)
         let upper = Vector<double>(1.0 + 1e-12)
         let weightOk (x: Vector<double>) = Vector.GreaterThanOrEqualAll(x, Vector<double>.Zero) && Vector.LessThanAll(x, inf)
+        // Every weight class finite and > 0 in every lane: every check passes (TraceEval.CheckPlan).
+        let mutable classesOk = plan.Classes.Length > 0
+        for o in plan.Classes do
+            let x = values.[o]
+            if not (Vector.GreaterThanAll(x, Vector<double>.Zero) && Vector.LessThanAll(x, inf)) then classesOk <- false
         let mutable ok = true
-        match plan with
+        match plan.Rates with
+        | _ when classesOk -> ()
         | Some plan ->
             for r in 0 .. plan.WeightStart.Length - 1 do
                 for o in plan.WeightStart.[r] .. plan.WeightStart.[r] + plan.WeightCount.[r] - 1 do
@@ -107,7 +113,7 @@ module TraceBatch =
 
     /// Evaluates chunk `c` (particles c·W .. c·W + W − 1; missing lanes repeat the last particle)
     /// into `w.Values`.
-    let private runChunk (plan: TraceEval.CheckPlan option) (t: Trace) (thetas: float[][]) (w: Work) (c: int) =
+    let private runChunk (plan: TraceEval.CheckPlan) (t: Trace) (thetas: float[][]) (w: Work) (c: int) =
         let first = c * lanes
         let last = min (first + lanes) thetas.Length - 1
         for k in 0 .. t.ParamCount - 1 do

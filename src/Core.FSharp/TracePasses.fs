@@ -77,19 +77,16 @@ module TracePasses =
         let folded = rebuild t true true (all t)
         dce folded
 
-    /// The share of a trace's ops that are edge-weight ops repeating an earlier one (equal Dot
-    /// row or constant, by bits): a cheap, linear predictor of what `optimize` saves, since
-    /// equal weights make equal rate sums, inverses and products downstream. Recording emits one
-    /// weight op per edge; the coalescent's edges share few distinct weights (n = 30: 48,298
-    /// edges, 88 distinct rows; `optimize` removes 82% of the ops), the rabbit models' elimination
-    /// arithmetic dwarfs their weights (rabbits3 R = 200: 1.8%; `optimize` removes 2%).
-    let duplicateWeightShare (t: Trace) : float =
+    /// One edge-weight op per class of weight ops whose values are equal bit for bit at every θ:
+    /// Dot ops with equal rows, Const ops with equal constants (the same IEEE operations on the
+    /// same numbers); any other op is a class of its own. In the order of first use by an edge.
+    let weightClasses (t: Trace) : int[] =
         let p = t.Program
         let stride = p.ParamCount + 1
         let rows = HashSet<struct (int * int)>(SliceComparer<float>((fun () -> p.DotRows), BitConverter.DoubleToInt64Bits))
         let consts = HashSet<int64>()
         let seen = Array.zeroCreate p.OpCount
-        let mutable duplicates = 0
+        let classes = ResizeArray()
         for o in t.EdgeWeight do
             if not seen.[o] then
                 seen.[o] <- true
@@ -98,5 +95,16 @@ module TracePasses =
                     | OpKind.Dot -> rows.Add(struct (p.A.[o] * stride, stride))
                     | OpKind.Const -> consts.Add(BitConverter.DoubleToInt64Bits p.Constants.[p.A.[o]])
                     | _ -> true
-                if not fresh then duplicates <- duplicates + 1
-        float duplicates / float (max 1 p.OpCount)
+                if fresh then classes.Add o
+        classes.ToArray()
+
+    /// The share of a trace's ops that are edge-weight ops repeating an earlier one (equal Dot
+    /// row or constant, by bits): a cheap, linear predictor of what `optimize` saves, since
+    /// equal weights make equal rate sums, inverses and products downstream. Recording emits one
+    /// weight op per edge; the coalescent's edges share few distinct weights (n = 30: 48,298
+    /// edges, 88 distinct rows; `optimize` removes 82% of the ops), the rabbit models' elimination
+    /// arithmetic dwarfs their weights (rabbits3 R = 200, fill-reducing order: 5.6%; `optimize`
+    /// removes 8%).
+    let duplicateWeightShare (t: Trace) : float =
+        let distinctOps = t.EdgeWeight |> Array.distinct |> Array.length
+        float (distinctOps - (weightClasses t).Length) / float (max 1 t.OpCount)

@@ -130,6 +130,39 @@ let replayTests =
             Expect.throwsT<PtdException> (fun () -> be.Expectations([| [| 1.0; 1.0; 1.0 |]; [| 0.0; 0.0; 0.0 |] |], Rewards.ones t.Model) |> ignore) "batched, no plan"
         }
 
+        test "weight checks through the check plan = Graph.Weights's checks (verdict and message), random graphs, θ with zeros and negatives" {
+            // The plan's shortcut (every weight class finite and > 0) must never pass what the edge-by-edge
+            // check or Graph.Weights rejects, and must reject with the same message.
+            let message f = try f (); None with :? PtdException as e -> Some e.Message
+            let mutable rejected = 0
+            let mutable accepted = 0
+            for seed in 0 .. 299 do
+                let g = TraceGraphs.build (TraceGraphs.randomSpec seed (seed % 2 = 0) (seed % 5 = 0))
+                let raw = Trace.record g
+                for t in [ raw; TracePasses.optimize raw ] do
+                    let plan = TraceEval.checkPlan t
+                    let rng = Random seed
+                    for _ in 1 .. 6 do
+                        let theta = Array.init t.ParamCount (fun _ -> [| -1.0; 0.0; 0.5; 1.3 |].[rng.Next 4])
+                        let values = Array.zeroCreate t.OpCount
+                        TraceEval.valuesInto t.Program theta values
+                        let model = message (fun () -> g.Weights theta |> ignore)
+                        let edgeByEdge = message (fun () -> TraceEval.checkWeights t theta values)
+                        let planned = message (fun () -> TraceEval.checkWeightsPlanned plan t theta values)
+                        Expect.equal edgeByEdge model (sprintf "edge by edge, seed %d, θ %A" seed theta)
+                        Expect.equal planned model (sprintf "through the plan, seed %d, θ %A" seed theta)
+                        if model.IsSome then rejected <- rejected + 1 else accepted <- accepted + 1
+                    // The batched evaluator's lane-wise shortcut: three particles in one chunk of lanes.
+                    let thetas = Array.init 3 (fun _ -> Array.init t.ParamCount (fun _ -> [| -1.0; 0.0; 0.5; 1.3 |].[rng.Next 4]))
+                    let expected =
+                        thetas |> Array.indexed |> Array.tryPick (fun (j, th) ->
+                            message (fun () -> g.Weights th |> ignore) |> Option.map (sprintf "particle %d: %s" j))
+                    let batched = message (fun () -> TraceBatchEvaluator(t).Expectations(thetas, Rewards.ones g) |> ignore)
+                    Expect.equal batched expected (sprintf "batched, seed %d, θs %A" seed thetas)
+            Expect.isGreaterThan rejected 200 "θ the checks reject"
+            Expect.isGreaterThan accepted 200 "θ they accept"
+        }
+
         test "θ is validated like Graph.Weights" {
             let t = Trace.record (Models.rabbits3 2)
             Expect.throwsT<PtdException> (fun () -> TraceEval.evaluate t [| 1.0; 2.0 |] |> ignore) "wrong length"
