@@ -11,8 +11,9 @@ public enum TraceOptimization
     /// <summary>
     /// When the trace's repeated edge-weight ops are at least <see cref="TraceStoreOptions.OptimizeThreshold"/> of its
     /// ops (<c>TracePasses.duplicateWeightShare</c>): then the passes shrink it several-fold (coalescent n = 30:
-    /// 5.6× fewer ops, 2× faster replay) for about 3× the recording time; otherwise they cost 4× the recording
-    /// time and save ~2% (rabbits3 R = 200).
+    /// 5.6× fewer ops, 2× faster replay) for about 3× the recording time; otherwise they cost several times the
+    /// recording time for a few percent (rabbits3 R = 200, fill-reducing order: 0.9 s, 8% fewer ops, a replay 5–10%
+    /// faster).
     /// </summary>
     Auto,
 
