@@ -283,7 +283,7 @@ let tests =
             Expect.equal (stats.Requests, stats.Hits, stats.Recordings, stats.DecodeFailures) (2L, 1L, 1L, 0L) "store counters"
             let k = stats.Cache.For("trace")
             Expect.equal (k.Hits, k.Misses, k.Computations) (1L, 1L, 1L) "cache counters"
-            Expect.isEmpty logs "no warnings"
+            Expect.isEmpty logs (sprintf "no warnings: %A" (Seq.toList logs))
         }
         test "API: a cached payload that is not this model's trace is counted, re-recorded and replaced" {
             let dir = tempDir ()
