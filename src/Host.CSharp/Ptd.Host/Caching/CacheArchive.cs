@@ -245,19 +245,13 @@ public static class CacheArchive
     private sealed class ArchiveBombException(string message) : Exception(message);
 
     /// <summary>Counts decompressed bytes and stops at a limit (the manifest's total plus header allowances).</summary>
-    private sealed class BoundedReadStream(Stream inner, long limit) : Stream
+    private sealed class BoundedReadStream(Stream inner, long limit) : ForwardReadStream
     {
         public long Limit { get; set; } = limit;
 
         public long Consumed { get; private set; }
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => Consumed; set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+        public override long Passed => Consumed;
 
         public override int Read(Span<byte> buffer)
         {
@@ -271,9 +265,6 @@ public static class CacheArchive
             return Count(n);
         }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
         // Always allow one byte past the limit, so that crossing it is detected rather than read as a clean end.
         private int Allowed(int requested) => (int)Math.Min(requested, Math.Max(1, Limit - Consumed + 1));
 
@@ -284,13 +275,5 @@ public static class CacheArchive
                 throw new ArchiveBombException($"the archive expands beyond the {Limit} bytes its manifest accounts for (a decompression bomb or oversized headers): refused");
             return n;
         }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -8,7 +8,7 @@ namespace Ptd.Host.Caching;
 /// few hundred bytes of archive made the import allocate 256 MB (found by the archive fuzz test).
 /// The archives we write carry extended headers of a few hundred bytes (path, times).
 /// </summary>
-internal sealed class TarHeaderGuard(Stream inner) : Stream
+internal sealed class TarHeaderGuard(Stream inner) : ForwardReadStream
 {
     /// <summary>The largest extended header accepted.</summary>
     public const int MaxExtendedHeaderBytes = 64 * 1024;
@@ -19,13 +19,7 @@ internal sealed class TarHeaderGuard(Stream inner) : Stream
     private long _nextHeader;
     private int _headerServed = Block; // bytes of _header already passed on (Block: none pending)
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => _position; set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+    public override long Passed => _position;
 
     public override int Read(Span<byte> buffer)
     {
@@ -62,9 +56,6 @@ internal sealed class TarHeaderGuard(Stream inner) : Stream
         if (_headerServed < Block) return ServeHeader(buffer.Span);
         return Advance(await inner.ReadAsync(buffer[..DataAllowed(buffer.Length)], cancellationToken).ConfigureAwait(false));
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     // The next block is a header not yet read from the inner stream.
     private bool AtHeader => _headerServed == Block && _position == _nextHeader;
@@ -132,12 +123,4 @@ internal sealed class TarHeaderGuard(Stream inner) : Stream
         }
         return size;
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
