@@ -71,7 +71,7 @@ internal sealed class TarHeaderGuard(Stream inner) : ForwardReadStream
         var type = (char)_header[156];
         if (type is 'x' or 'g' or 'L' or 'K' && size > MaxExtendedHeaderBytes)
             throw new UnsafeArchiveException(
-                $"a tar extended header declares {size} bytes (more than the {MaxExtendedHeaderBytes} accepted): a damaged or hostile archive, refused");
+                $"a tar extended header declares {size} bytes, more than the {MaxExtendedHeaderBytes} accepted (a decompression bomb or a damaged archive): refused");
         _nextHeader = _position + Block + (size + Block - 1) / Block * Block;
         return true;
     }
