@@ -20,9 +20,10 @@ module Trace =
     /// trace: bump it whenever the binary encoding, the canonical model encoding or what recording
     /// produces changes, so that no cache can hand out a trace made by other rules.
     /// 1: first release. 2: the elimination order inside a component is fill-reducing
-    /// (`FillReducingOrder`), so the same model records other ops and commands.
+    /// (`FillReducingOrder`), so the same model records other ops and commands. 3: self-loop
+    /// renormalizations are deferred (`Elimination.DeferredRenormalizations`): other ops and commands.
     [<Literal>]
-    let FormatRevision = 2
+    let FormatRevision = 3
 
     /// Records the elimination of a graph as a program over θ (unoptimized: see `TracePasses`).
     let record (g: Graph) : Trace =
