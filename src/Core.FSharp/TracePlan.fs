@@ -5,8 +5,8 @@ open System.Numerics
 
 /// How the repeated-evaluation paths run a trace's ops: the op list cut into segments. A cyclic
 /// elimination records, per eliminated vertex and parent, a run of products that share one factor
-/// (p·q_j for the parent's edge weight p and the eliminated vertex's row q, then q'_j·(1/Σ) for the
-/// self-loop renormalization) whose other factors and results are consecutive ops. Such a run is
+/// (p·q_j for the parent's edge weight p and the eliminated vertex's row q; and q_j·σ when a
+/// deferred self-loop renormalization is applied) whose other factors and results are consecutive ops. Such a run is
 /// evaluated as one "scaled range" — `out[o + j] = x[s] · x[r + j]` (or `x[r + j] · x[s]`, the
 /// recorded operand order is kept) — with `Vector<double>` and a few numbers instead of a kind
 /// and two operands per op; a Sum over consecutive ops reads no operand list. Everything else runs
@@ -88,7 +88,7 @@ module internal TracePlan =
     let Scalar = 4uy
 
     /// Products that share one factor, with consecutive result slots but scattered other factors
-    /// (the self-loop renormalization of a merged row: old entries, new products and sums):
+    /// (a row scaled by its self-loop renormalization: old entries, new products and sums):
     /// `out[o + j] = x[s] · x[Index[r + j]]`, in op order, without a kind and two operands per op.
     /// (IEEE multiplication and addition are commutative bit for bit, so the recorded operand
     /// order need not be kept.)
