@@ -132,10 +132,10 @@ module Elimination =
         // — it leaves S and x/σ_u as they are, so it costs the sum and no product per entry.
         // The row is renormalized for real (its entries and x[u] scaled by σ_u) when the vertex is
         // eliminated, before any parent reads it, or after `deferred` deferrals.
-        let scale: 'T[] = Array.zeroCreate n
-        let pending: int[] = Array.zeroCreate n
         let parents: ResizeArray<int>[] = Array.zeroCreate n
         let anyCycle = cyclic |> Array.exists id
+        let scale: 'T[] = if anyCycle then Array.zeroCreate n else [||]
+        let pending: int[] = if anyCycle then Array.zeroCreate n else [||]
         if anyCycle then
             for v in 0 .. n - 1 do
                 if cyclic.[v] then
