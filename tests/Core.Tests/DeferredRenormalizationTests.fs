@@ -10,7 +10,7 @@ open Expecto
 open Ptd.Core
 open Ptd.Core.Tests.Reference
 
-/// One strongly connected strongComponent of m transient states — a ring i → i + 1 (mod m) plus every
+/// One strongly connected component of m transient states — a ring i → i + 1 (mod m) plus every
 /// other ordered pair with probability `density` — and exits to absorption from about a third of
 /// the states (state 0 always). Rates are 10^U(−decades, decades): with many decades the self-loops
 /// that elimination removes are as tight as 1 − s ≈ 10^(−2·decades). Discrete models divide each
@@ -35,24 +35,21 @@ let private strongComponent (seed: int) (m: int) (decades: float) (density: floa
 let private eliminateDeferring (deferred: int) (g: Graph) =
     Elimination.runDeferring deferred (FloatAlgebra()) g (Order.compute g) (g.Weights [||])
 
-/// Counts the products elimination performs (how much renormalization work a bound saves).
+/// The float arithmetic, counting its products (how much renormalization work a bound saves).
 [<Struct>]
 type private CountingAlgebra(count: int ref) =
     interface IAlgebra<float> with
         member _.Zero = 0.0
-        member _.Add(a, b) = a + b
+        member _.Add(a, b) = (FloatAlgebra() :> IAlgebra<float>).Add(a, b)
         member _.Mul(a, b) =
             count.Value <- count.Value + 1
-            a * b
-        member _.Inv(a) = 1.0 / a
-        member _.Sum(values, start, count) =
-            let mutable s = 0.0
-            for i in start .. start + count - 1 do s <- s + values.[i]
-            s
+            (FloatAlgebra() :> IAlgebra<float>).Mul(a, b)
+        member _.Inv(a) = (FloatAlgebra() :> IAlgebra<float>).Inv a
+        member _.Sum(values, start, n) = (FloatAlgebra() :> IAlgebra<float>).Sum(values, start, n)
 
-let private products (deferred: int) (g: Graph) =
+let private products (deferred: int) (g: Graph) (theta: float[]) =
     let count = ref 0
-    Elimination.runDeferring deferred (CountingAlgebra count) g (Order.compute g) (g.Weights [||]) |> ignore
+    Elimination.runDeferring deferred (CountingAlgebra count) g (Order.compute g) (g.Weights theta) |> ignore
     count.Value
 
 let private cases =
@@ -90,22 +87,19 @@ let tests =
         }
 
         test "deferring saves renormalization products; a row renormalized more often than the bound is renormalized for real" {
-            // A complete strongComponent of 30 states: eliminating each vertex closes a self-loop on
+            // A complete component of 30 states: eliminating each vertex closes a self-loop on
             // every remaining one, so rows are renormalized far more than 8 times.
             let g = strongComponent 11 30 1.0 1.0 false
-            let atOnce = products 1 g
-            let bounded = products Elimination.DeferredRenormalizations g
-            let never = products Int32.MaxValue g
+            let atOnce = products 1 g [||]
+            let bounded = products Elimination.DeferredRenormalizations g [||]
+            let never = products Int32.MaxValue g [||]
             if not (never < bounded && bounded < atOnce) then
                 failtestf "products: at once %d, bound %d: %d, never renormalizing a pending row %d (expected never < bound < at once)"
                     atOnce Elimination.DeferredRenormalizations bounded never
             // the named cyclic model: most of the renormalization products go
             let r = Models.rabbits3 30
-            let count deferred =
-                let c = ref 0
-                Elimination.runDeferring deferred (CountingAlgebra c) r (Order.compute r) (r.Weights [| 1.0; 2.0; 0.5 |]) |> ignore
-                c.Value
-            let before, after = count 1, count Elimination.DeferredRenormalizations
+            let theta = [| 1.0; 2.0; 0.5 |]
+            let before, after = products 1 r theta, products Elimination.DeferredRenormalizations r theta
             if float after > 0.8 * float before then failtestf "rabbits3 R = 30: %d products deferring, %d at once (expected ≤ 80%%)" after before
         }
     ]
