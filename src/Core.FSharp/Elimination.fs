@@ -77,8 +77,9 @@ module Elimination =
     /// renormalization leaves the stored row smaller by the factor 1 − s of its self-loop, so the
     /// stored entries shrink like the product of those factors; 8 keeps them far above underflow
     /// even when every loop is as tight as 1 − s = 10⁻³⁰ (a rate ratio beyond any real model),
-    /// while saving most of the renormalization products (rabbits3 R = 200: 1,439,274 → 1,076,348
-    /// trace ops; every one deferred: 1,040,220). 1 renormalizes at once (trace revision 2).
+    /// while saving most of the renormalization products (rabbits3 R = 200: 1,439,274 → 1,044,675
+    /// trace ops with phase A's normalization deferred too). 1 renormalizes at once and normalizes
+    /// in phase A (trace revision 2's arithmetic).
     [<Literal>]
     let DeferredRenormalizations = 8
 
@@ -92,9 +93,15 @@ module Elimination =
             Fail.format "internal error: %d weights for %d edges" weights.Length g.EdgeCount
         let cyclic = Array.init n (fun v -> order.ComponentSize.[order.Component.[v]] > 1)
         let buffer = CommandBuffer<'T>(n + g.EdgeCount)
+        let anyCycle = cyclic |> Array.exists id
+        let scale: 'T[] = if anyCycle then Array.zeroCreate n else [||]
+        let pending: int[] = if anyCycle then Array.zeroCreate n else [||]
 
         // Phase A: scale by 1/λ_v and normalize the out-edges into transition probabilities,
-        // each vertex's row sorted by target position (deterministic, never by address).
+        // each vertex's row sorted by target position (deterministic, never by address). A vertex
+        // inside a cycle defers its normalization like a self-loop removal (phase B): its row keeps
+        // the weights, σ_v = 1/λ_v is pending, and x[v] needs no scaling (x/σ_v = reward).
+        let deferPhaseA = deferred > 1
         let rowT: int[] = Array.zeroCreate g.EdgeCount
         let rowP: 'T[] = Array.zeroCreate g.EdgeCount
         let sortKeys = ResizeArray<int>()
@@ -106,14 +113,19 @@ module Elimination =
                 buffer.Emit(v, v, alg.Zero)
             else
                 let inv = alg.Inv(alg.Sum(weights, e0, deg))
-                buffer.Emit(v, v, (if v = 0 then alg.Zero else inv))
+                let deferRow = deferPhaseA && cyclic.[v] && v <> 0
+                if deferRow then
+                    scale.[v] <- inv
+                    pending.[v] <- 1
+                else
+                    buffer.Emit(v, v, (if v = 0 then alg.Zero else inv))
                 let mutable sorted = true
                 for e in e0 + 1 .. e0 + deg - 1 do
                     if pos.[targets.[e]] < pos.[targets.[e - 1]] then sorted <- false
                 if sorted then
                     for e in e0 .. e0 + deg - 1 do
                         rowT.[e] <- targets.[e]
-                        rowP.[e] <- alg.Mul(weights.[e], inv)
+                        rowP.[e] <- (if deferRow then weights.[e] else alg.Mul(weights.[e], inv))
                 else
                     sortKeys.Clear()
                     for e in e0 .. e0 + deg - 1 do sortKeys.Add e
@@ -121,7 +133,7 @@ module Elimination =
                     for j in 0 .. deg - 1 do
                         let e = sortKeys.[j]
                         rowT.[e0 + j] <- targets.[e]
-                        rowP.[e0 + j] <- alg.Mul(weights.[e], inv)
+                        rowP.[e0 + j] <- (if deferRow then weights.[e] else alg.Mul(weights.[e], inv))
 
         // Phase B: only vertices inside cycles need elimination; their rows become growable.
         let rows: Row<'T>[] = Array.zeroCreate n
@@ -133,9 +145,6 @@ module Elimination =
         // The row is renormalized for real (its entries and x[u] scaled by σ_u) when the vertex is
         // eliminated, before any parent reads it, or after `deferred` deferrals.
         let parents: ResizeArray<int>[] = Array.zeroCreate n
-        let anyCycle = cyclic |> Array.exists id
-        let scale: 'T[] = if anyCycle then Array.zeroCreate n else [||]
-        let pending: int[] = if anyCycle then Array.zeroCreate n else [||]
         if anyCycle then
             for v in 0 .. n - 1 do
                 if cyclic.[v] then

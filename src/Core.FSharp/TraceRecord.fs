@@ -47,28 +47,30 @@ module Trace =
         let weights =
             Array.init g.EdgeCount (fun e -> if p = 0 then b.Const g.Bases.[e] else b.Dot(g.Bases.[e], g.Coefs, e * p))
         let cmds = Elimination.run (RecordingAlgebra(b, zero)) g order weights
-        // Vertex rates: phase A already formed each λ_v as the left-to-right Sum of v's weights and
-        // scaled x[v] by its inverse (the first |V| commands, in order position), so the rate is
-        // that Inv's operand. Checked, with a fresh Sum as the fallback (and for the start vertex,
-        // whose phase A command is a constant 0) — recording must not depend on this shortcut.
+        // Vertex rates: phase A formed each λ_v as the left-to-right Sum of v's weight ops (its
+        // inverse scales x[v] or, deferred, v's row), so the rate is that Sum: the first Sum op
+        // whose operands are exactly v's weight ops in edge order. Not read off the commands: a
+        // vertex inside a cycle has no phase A command any more. A fresh Sum is the fallback —
+        // recording must not depend on this shortcut.
         let program = b.ToProgramView()
         let rates = Array.create g.VertexCount zero
-        for i in 0 .. g.VertexCount - 1 do
-            let v = order.Order.[i]
+        let byFirstWeight = System.Collections.Generic.Dictionary<int, int>()
+        for v in 0 .. g.VertexCount - 1 do
+            if g.OutDegree v > 0 then byFirstWeight.[weights.[g.EdgeStart v]] <- v
+        let found = Array.create g.VertexCount -1
+        for o in 0 .. program.Kinds.Length - 1 do
+            if program.Kinds.[o] = OpKind.Sum then
+                let first = program.A.[o]
+                match byFirstWeight.TryGetValue program.Operands.[first] with
+                | true, v when found.[v] < 0 && program.B.[o] = g.OutDegree v ->
+                    let e0 = g.EdgeStart v
+                    let mutable j = 0
+                    while j < program.B.[o] && program.Operands.[first + j] = weights.[e0 + j] do j <- j + 1
+                    if j = program.B.[o] then found.[v] <- o
+                | _ -> ()
+        for v in 0 .. g.VertexCount - 1 do
             let d = g.OutDegree v
-            if d > 0 then
-                let isRate o =
-                    if program.Kinds.[o] <> OpKind.Sum || program.B.[o] <> d then false
-                    else
-                        let first = program.A.[o]
-                        let e0 = g.EdgeStart v
-                        let mutable j = 0
-                        while j < d && program.Operands.[first + j] = weights.[e0 + j] do j <- j + 1
-                        j = d
-                let inv = if i < cmds.From.Length && cmds.From.[i] = v && cmds.To.[i] = v then cmds.Mult.[i] else -1
-                rates.[v] <-
-                    if inv >= 0 && program.Kinds.[inv] = OpKind.Inv && isRate program.A.[inv] then program.A.[inv]
-                    else b.RawSum(weights, g.EdgeStart v, d)
+            if d > 0 then rates.[v] <- (if found.[v] >= 0 then found.[v] else b.RawSum(weights, g.EdgeStart v, d))
         { Graph = g
           Order = order
           Program = b.ToProgram()

@@ -89,7 +89,9 @@ let tests =
             let ops, replayCommands, multSlot = TracePlan.replayPlan t TracePlan.Window
             let region = t.OpCount + TracePlan.Window
             let inRegion = multSlot |> Array.indexed |> Array.filter (fun (c, s) -> s = region + c) |> Array.length
-            Expect.isGreaterThan inRegion (9 * t.CommandCount / 10) "most multipliers in command order"
+            // (a parent command whose multiplier is an edge weight op — a row whose normalization
+            // is still deferred — reads it in its op slot, which the weight checks read by index)
+            Expect.isGreaterThan inRegion (4 * t.CommandCount / 5) "most multipliers in command order"
             Expect.equal ops.Slots (region + t.CommandCount) "the value buffer holds the region"
             let inRuns = Array.fold2 (fun acc n m -> if m >= 0 then acc + n else acc) 0 replayCommands.Count replayCommands.Mult
             Expect.isGreaterThan inRuns (t.CommandCount / 2) "command runs cover most commands"
