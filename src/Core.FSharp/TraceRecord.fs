@@ -22,8 +22,9 @@ module Trace =
     /// 1: first release. 2: the elimination order inside a component is fill-reducing
     /// (`FillReducingOrder`), so the same model records other ops and commands. 3: self-loop
     /// renormalizations are deferred (`Elimination.DeferredRenormalizations`): other ops and commands.
+    /// 4: phase A's normalization of a vertex inside a cycle is deferred too: other ops and commands.
     [<Literal>]
-    let FormatRevision = 3
+    let FormatRevision = 4
 
     /// Records the elimination of a graph as a program over θ (unoptimized: see `TracePasses`).
     let record (g: Graph) : Trace =

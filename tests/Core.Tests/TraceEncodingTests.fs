@@ -23,8 +23,8 @@ let goldenModel () =
 
 /// Golden canonical bytes per format revision, assembled by hand from the documented layout
 /// (docs/trace-format.md), not produced by the code under test. Revision 2 (the fill-reducing
-/// elimination order) and revision 3 (deferred self-loop renormalization) kept revision 1's layout:
-/// only the revision field differs.
+/// elimination order), revision 3 (deferred self-loop renormalization) and revision 4 (phase A's
+/// normalization deferred too) kept revision 1's layout: only the revision field differs.
 let goldenBytes =
     let golden (revision: string) =
         String.concat "" [
@@ -40,13 +40,14 @@ let goldenBytes =
             "02 00 00 00" + "01 00 00 00" + "02 00 00 00" + "00 00 00 00 00 00 d0 3f" + "00 00 00 00 00 00 00 40"
             // vertex 2, state [−1]: absorbing
             "ff ff ff ff" + "00 00 00 00" ]
-    Map [ 1, golden "01 00 00 00"; 2, golden "02 00 00 00"; 3, golden "03 00 00 00" ]
+    Map [ 1, golden "01 00 00 00"; 2, golden "02 00 00 00"; 3, golden "03 00 00 00"; 4, golden "04 00 00 00" ]
 
 /// SHA-256 keys that must not change across processes, machines or runs (per revision).
 let goldenKeys =
     Map [ 1, ("golden model", "3a9d3f065680df10e0d7accf817a7ddcdeb4e3de69ae25657d0cb8fd5410301e")
           2, ("golden model", "7185bff0ea3759e6d2c87f7f4ef10edb33a9b005ecab1ef20a4946f950d3619a")
-          3, ("golden model", "bb41c811e3e4859e73a4095b3d3ac65055129dbcfa942b9a2d270d7af213182e") ]
+          3, ("golden model", "bb41c811e3e4859e73a4095b3d3ac65055129dbcfa942b9a2d270d7af213182e")
+          4, ("golden model", "16f0ac92ff2afff0dd04fc029832d43364213998a0956da84ec654f4b4238e7c") ]
 
 let keyOf (s: ModelSpec) = ModelKey.compute (build s)
 

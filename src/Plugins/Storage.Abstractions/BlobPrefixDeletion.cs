@@ -6,14 +6,14 @@ public static class BlobPrefixDeletion
     /// <summary>
     /// Says why <paramref name="prefix"/> cannot be deleted as a whole, or returns null when it can: it must be a valid
     /// key followed by <c>/</c>. The empty prefix is refused so that no call can wipe a whole store by mistake, and a
-    /// partial segment (<c>trace/r3/g</c>) is refused because it would also match siblings (<c>g1/</c>, <c>g10/</c>).
+    /// partial segment (<c>trace/r4/g</c>) is refused because it would also match siblings (<c>g1/</c>, <c>g10/</c>).
     /// </summary>
     /// <param name="prefix">The candidate prefix.</param>
     /// <returns>An error message, or null.</returns>
     public static string? ValidatePrefix(string? prefix)
     {
-        if (string.IsNullOrEmpty(prefix)) return "a prefix to delete must not be empty (name a directory such as 'trace/r3/g1/')";
-        if (!prefix.EndsWith('/')) return $"a prefix to delete must end with '/' (a whole directory such as 'trace/r3/g1/'); got '{Shorten(prefix)}'";
+        if (string.IsNullOrEmpty(prefix)) return "a prefix to delete must not be empty (name a directory such as 'trace/r4/g1/')";
+        if (!prefix.EndsWith('/')) return $"a prefix to delete must end with '/' (a whole directory such as 'trace/r4/g1/'); got '{Shorten(prefix)}'";
         return BlobKey.ValidatePrefix(prefix);
     }
 

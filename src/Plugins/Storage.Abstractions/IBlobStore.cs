@@ -59,7 +59,7 @@ public interface IBlobStore : IAsyncDisposable
 
     /// <summary>
     /// Deletes every value whose key starts with <paramref name="prefix"/>, a whole "directory" such as
-    /// <c>trace/r3/g1/</c> (the cache drops an old generation this way).
+    /// <c>trace/r4/g1/</c> (the cache drops an old generation this way).
     /// </summary>
     /// <remarks>
     /// <para>The default implementation lists the prefix and deletes the values one at a time, so stores written

@@ -4,7 +4,7 @@ namespace Ptd.Host.Caching;
 
 /// <summary>
 /// How cache entries are named in a store: <c>{kind}/r{formatRevision}/g{generation}/{key}</c>, e.g.
-/// <c>trace/r3/g1/9f86d081884c7d65</c>. The kind and revision segments keep other formats apart; the generation
+/// <c>trace/r4/g1/9f86d081884c7d65</c>. The kind and revision segments keep other formats apart; the generation
 /// segment lets a whole old version be dropped by prefix (see <see cref="IArtifactCache.VacuumAsync"/>).
 /// </summary>
 public static class CacheKeyLayout
@@ -52,7 +52,7 @@ public static class CacheKeyLayout
     }
 
     /// <summary>
-    /// The generation directory of a storage key: its first three segments and a <c>/</c>, e.g. <c>trace/r3/g1/</c>
+    /// The generation directory of a storage key: its first three segments and a <c>/</c>, e.g. <c>trace/r4/g1/</c>
     /// (taken from the key's text, so that it matches the key exactly), or null for keys without the cache layout.
     /// </summary>
     /// <param name="storageKey">A storage key.</param>
