@@ -173,17 +173,23 @@ module TraceGrad =
     [<Sealed>]
     /// `planned`: after `TracePlan.CutAfter` forward passes, evaluate through a `TracePlan`
     /// (window 0: the reverse sweep needs every op's value) — its cut costs a few evaluations, won
-    /// back only when the buffers are reused many times.
-    type internal Work(t: Trace, planned: bool) =
+    /// back only when the buffers are reused many times. `forward`: use forward mode
+    /// (`TraceTangents`, only where it applies) instead of reverse mode.
+    type internal Work(t: Trace, planned: bool, forward: bool) =
+        let tangents = if forward && TraceTangents.applies t then Some(TraceTangents.Work t) else None
+        // reverse mode's buffers, not allocated in forward mode
+        let reverseBuffer () : float[] = if tangents.IsSome then null else Array.zeroCreate t.OpCount
         let mutable opPlan: OpPlan option = None
         let mutable passes = 0
+        /// Forward-mode buffers when this computation runs in forward mode.
+        member _.Tangents = tangents
         /// The plan to evaluate with on this pass (None: op by op).
         member _.NextPlan() =
             if planned && opPlan.IsNone && passes >= TracePlan.CutAfter then opPlan <- Some(TracePlan.ops t 0)
             passes <- passes + 1
             opPlan
-        member val Values: float[] = Array.zeroCreate t.OpCount
-        member val Adj: float[] = Array.zeroCreate t.OpCount
+        member val Values: float[] = reverseBuffer ()
+        member val Adj: float[] = reverseBuffer ()
         member val Plan = TraceEval.checkPlan t
         member val Tapes = ResizeArray<float[]>()
         member w.Tape(j: int) =
@@ -265,26 +271,47 @@ module TraceGrad =
     let private checkSeed (seed: float[]) =
         if isNull seed || seed.Length < 1 then Fail.withMessage "seed must have at least one entry (one per moment order)"
 
+    /// Σ_j seed.[j−1] · jacobian.[j−1] (the forward-mode counterpart of seeding the reverse sweep).
+    let private seeded (seed: float[]) (jacobian: float[][]) (pc: int) =
+        let grad = Array.zeroCreate pc
+        for j in 0 .. seed.Length - 1 do
+            for p in 0 .. pc - 1 do
+                grad.[p] <- grad.[p] + seed.[j] * jacobian.[j].[p]
+        grad
+
     let internal momentsWithGradientOn (w: Work) (t: Trace) (theta: float[]) (reward: float[]) (seed: float[]) =
         checkSeed seed
-        let m = forward w t theta reward seed.Length
-        m, backward w t reward seed
+        match w.Tangents with
+        | Some tw ->
+            let m, jacobian = TraceTangents.moments tw t theta reward seed.Length
+            m, seeded seed jacobian t.ParamCount
+        | None ->
+            let m = forward w t theta reward seed.Length
+            m, backward w t reward seed
 
     let internal varianceWithGradientOn (w: Work) (t: Trace) (theta: float[]) (reward: float[]) =
-        let m = forward w t theta reward 2
-        m.[1] - m.[0] * m.[0], backward w t reward [| -2.0 * m.[0]; 1.0 |]
+        match w.Tangents with
+        | Some tw ->
+            let m, jacobian = TraceTangents.moments tw t theta reward 2
+            m.[1] - m.[0] * m.[0], seeded [| -2.0 * m.[0]; 1.0 |] jacobian t.ParamCount
+        | None ->
+            let m = forward w t theta reward 2
+            m.[1] - m.[0] * m.[0], backward w t reward [| -2.0 * m.[0]; 1.0 |]
 
     let internal momentsJacobianOn (w: Work) (t: Trace) (theta: float[]) (reward: float[]) (k: int) =
-        let m = forward w t theta reward k
-        m,
-        Array.init k (fun j ->
-            let seed = Array.zeroCreate k
-            seed.[j] <- 1.0
-            backward w t reward seed)
+        match w.Tangents with
+        | Some tw -> TraceTangents.moments tw t theta reward k
+        | None ->
+            let m = forward w t theta reward k
+            m,
+            Array.init k (fun j ->
+                let seed = Array.zeroCreate k
+                seed.[j] <- 1.0
+                backward w t reward seed)
 
     /// Moments E[Y], …, E[Y^k] (k = seed.Length) and the gradient of Σ_j seed.[j−1]·E[Y^j].
     let momentsWithGradient (t: Trace) (theta: float[]) (reward: float[]) (seed: float[]) : float[] * float[] =
-        momentsWithGradientOn (Work(t, false)) t theta reward seed
+        momentsWithGradientOn (Work(t, false, true)) t theta reward seed
 
     /// E[Y] and ∂E[Y]/∂θ.
     let meanWithGradient (t: Trace) (theta: float[]) (reward: float[]) : float * float[] =
@@ -301,17 +328,17 @@ module TraceGrad =
 
     /// Var[Y] and ∂Var[Y]/∂θ (Var = E[Y²] − E[Y]², so the seed is (−2E[Y], 1)).
     let varianceWithGradient (t: Trace) (theta: float[]) (reward: float[]) : float * float[] =
-        varianceWithGradientOn (Work(t, false)) t theta reward
+        varianceWithGradientOn (Work(t, false, true)) t theta reward
 
     /// Moments 1..k and the Jacobian: result.[j − 1] = ∂E[Y^j]/∂θ (one reverse sweep per order).
     let momentsJacobian (t: Trace) (theta: float[]) (reward: float[]) (k: int) : float[] * float[][] =
-        momentsJacobianOn (Work(t, false)) t theta reward k
+        momentsJacobianOn (Work(t, false, true)) t theta reward k
 
 /// Moment gradients of one trace with buffers kept between calls (the per-θ loop of an
 /// optimizer or sampler). Not thread-safe: use one per thread.
 [<Sealed>]
 type TraceGradient(trace: Trace) =
-    let work = TraceGrad.Work(trace, true)
+    let work = TraceGrad.Work(trace, true, true)
     member _.Trace = trace
     member _.MomentsWithGradient(theta: float[], reward: float[], seed: float[]) =
         TraceGrad.momentsWithGradientOn work trace theta reward seed

@@ -2,6 +2,7 @@
 module Ptd.Core.Tests.TraceGradTests
 
 open System
+open System.Runtime.Intrinsics
 open Expecto
 open FsCheck
 open FsCheck.FSharp
@@ -73,8 +74,19 @@ let ruleTests =
                     checkGradient (name + " (reverse)") f theta reverse (scaleOf values.[out] theta)
                     let forward = Array.init 2 (fun k -> (TraceGrad.tangentOps p values (Array.init 2 (fun j -> if j = k then 1.0 else 0.0))).[out])
                     checkGradient (name + " (forward)") f theta forward (scaleOf values.[out] theta)
+                    let lanesValues = Array.zeroCreate p.OpCount
+                    let lanes = Array.zeroCreate p.OpCount
+                    TraceTangents.opsInto p theta lanesValues lanes
+                    Expect.isTrue (bitsEqual lanesValues values) (name + ": forward-mode lanes leave the values bit for bit")
+                    let inLanes = Array.init 2 (fun k -> lanes.[out].GetElement k)
+                    checkGradient (name + " (forward, vector lanes)") f theta inLanes (scaleOf values.[out] theta)
+                    for k in 2 .. 3 do Expect.equal (lanes.[out].GetElement k) 0.0 (name + ": unused lanes stay 0")
             }
     ]
+
+/// The two derivative modes a moment gradient can run in (`TraceGrad.Work`): forward mode
+/// (`TraceTangents`, the default for ≤ 4 parameters) and reverse mode (the default above that).
+let modes = [ "forward mode", true; "reverse mode", false ]
 
 /// Moments straight from direct elimination (no trace): the function finite differences see.
 let directMoments (g: Graph) (r: float[]) (k: int) (theta: float[]) = Moments.moments (Elimination.eliminate g theta) r k
@@ -82,15 +94,18 @@ let directMoments (g: Graph) (r: float[]) (k: int) (theta: float[]) = Moments.mo
 let checkMomentGradients (label: string) (g: Graph) (t: Trace) (theta: float[]) =
     let rewards = [ yield "ones", Rewards.ones g
                     if g.StateLength > 0 then yield "slot 0", Rewards.ofSlot g 0 |> Array.map abs ]
-    for rname, r in rewards do
-        let l = sprintf "%s, reward %s" label rname
-        let m, gm = TraceGrad.meanWithGradient t theta r
-        Expect.equal m (directMoments g r 1 theta).[0] (l + ": mean = direct, bit for bit")
-        checkGradient (l + ": ∂E[Y]") (fun th -> (directMoments g r 1 th).[0]) theta gm (scaleOf m theta)
-        let v, gv = TraceGrad.varianceWithGradient t theta r
-        checkGradient (l + ": ∂Var[Y]") (fun th -> let x = directMoments g r 2 th in x.[1] - x.[0] * x.[0]) theta gv (scaleOf v theta)
-        let m3, g3 = TraceGrad.momentWithGradient t theta r 3
-        checkGradient (l + ": ∂E[Y³]") (fun th -> (directMoments g r 3 th).[2]) theta g3 (scaleOf m3 theta)
+    for mode, forward in modes do
+        for rname, r in rewards do
+            let l = sprintf "%s, reward %s, %s" label rname mode
+            let w () = TraceGrad.Work(t, false, forward)
+            let ms, gm = TraceGrad.momentsWithGradientOn (w ()) t theta r [| 1.0 |]
+            let m = ms.[0]
+            Expect.equal m (directMoments g r 1 theta).[0] (l + ": mean = direct, bit for bit")
+            checkGradient (l + ": ∂E[Y]") (fun th -> (directMoments g r 1 th).[0]) theta gm (scaleOf m theta)
+            let v, gv = TraceGrad.varianceWithGradientOn (w ()) t theta r
+            checkGradient (l + ": ∂Var[Y]") (fun th -> let x = directMoments g r 2 th in x.[1] - x.[0] * x.[0]) theta gv (scaleOf v theta)
+            let m3s, g3 = TraceGrad.momentsWithGradientOn (w ()) t theta r [| 0.0; 0.0; 1.0 |]
+            checkGradient (l + ": ∂E[Y³]") (fun th -> (directMoments g r 3 th).[2]) theta g3 (scaleOf m3s.[2] theta)
 
 let momentTests =
     testList "moment gradients" [
@@ -108,6 +123,48 @@ let momentTests =
                     let _, grad = TraceGrad.meanWithGradient t [| theta |] (Rewards.ones t.Model)
                     let expected = -2.0 * (1.0 - 1.0 / float n) / (theta * theta)
                     Expect.isLessThanOrEqual (rel grad.[0] expected) 1e-13 (sprintf "n = %d, θ = %g" n theta)
+        }
+
+        testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 60 } "random graphs (FsCheck, cyclic included, discrete included): forward mode = reverse mode, moments bit for bit" <|
+            Prop.forAll (arbCase None) (fun case ->
+                let g = case.Graph
+                if g.ParamLength > 0 && g.ParamLength <= TraceTangents.MaxParams then
+                    let t = Trace.record g |> TracePasses.optimize
+                    let theta = randomTheta (Random case.Seed) g.ParamLength
+                    let r = Rewards.ones g
+                    let mf, jf = TraceGrad.momentsJacobianOn (TraceGrad.Work(t, false, true)) t theta r 3
+                    let mr, jr = TraceGrad.momentsJacobianOn (TraceGrad.Work(t, false, false)) t theta r 3
+                    Expect.isTrue (bitsEqual mf mr) (sprintf "%O: moments" case)
+                    Expect.isTrue (bitsEqual mf (Moments.moments (Elimination.eliminate g theta) r 3)) (sprintf "%O: moments = Moments.moments" case)
+                    // the two modes sum the same chain-rule products in different orders: equal to
+                    // rounding, relative to the row's largest entry (floor: the moment's own scale)
+                    for j in 0 .. 2 do
+                        let scale = jr.[j] |> Array.fold (fun s x -> max s (abs x)) (scaleOf mr.[j] theta)
+                        for p in 0 .. g.ParamLength - 1 do
+                            let err = abs (jf.[j].[p] - jr.[j].[p])
+                            if not (err <= 1e-10 * scale) then
+                                failtestf "%O: ∂E[Y^%d]/∂θ_%d forward %.17g, reverse %.17g" case (j + 1) p jf.[j].[p] jr.[j].[p])
+
+        test "the default mode: forward for ≤ 4 parameters, reverse above (a 6-parameter cyclic chain = finite differences)" {
+            let small = Models.rabbits3 3 |> Trace.record
+            Expect.isSome (TraceGrad.Work(small, false, true).Tangents) "rabbits3: 3 parameters, forward mode"
+            Expect.isNone (TraceGrad.Work(small, false, false).Tangents) "forced reverse mode"
+            // 0 → 1 → 2 → 3 → 4 → absorbing, rate θ_k on step k, and back edges 2 → 1 (θ_5), 4 → 2 (0.3)
+            let spec =
+                { Discrete = false
+                  StateLength = 1
+                  ParamCount = 6
+                  States = Array.init 5 (fun i -> [| i + 1 |])
+                  Edges =
+                    [ for k in 0 .. 4 do yield { From = k; To = k + 1; Base = 0.0; Coef = Array.init 6 (fun j -> if j = k then 1.0 else 0.0) }
+                      yield { From = 2; To = 1; Base = 0.0; Coef = Array.init 6 (fun j -> if j = 5 then 1.0 else 0.0) }
+                      yield { From = 4; To = 2; Base = 0.3; Coef = Array.zeroCreate 6 } ] }
+            let g = build spec
+            let t = Trace.record g
+            Expect.isNone (TraceGrad.Work(t, false, true).Tangents) "6 parameters: reverse mode"
+            let theta = [| 1.1; 0.7; 1.9; 0.4; 1.3; 0.8 |]
+            let m, grad = TraceGrad.meanWithGradient t theta (Rewards.ones g)
+            checkGradient "6-parameter chain, ∂E[T]" (fun th -> (directMoments g (Rewards.ones g) 1 th).[0]) theta grad (scaleOf m theta)
         }
 
         test "Jacobian rows = single-moment gradients; moments = Moments.moments bit for bit" {

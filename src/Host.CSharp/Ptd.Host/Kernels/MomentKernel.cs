@@ -6,7 +6,7 @@ namespace Ptd.Host.Kernels;
 /// <summary>
 /// The executable form of a moments kernel: the optimized elimination trace (its op program and
 /// reward-command replay are the flattened plan) run by the core's allocation-free evaluators —
-/// the taped replay and reverse sweep of <see cref="TraceGradient"/>, one per thread.
+/// <see cref="TraceGradient"/> (forward mode for up to four parameters, reverse mode above), one per thread.
 /// </summary>
 /// <remarks>Thread-safe. Rewards and the moment order are run-time inputs.</remarks>
 public sealed class MomentKernel

@@ -4,8 +4,9 @@ using Ptd.Host.Svgd;
 namespace Ptd.Host.Kernels;
 
 /// <summary>
-/// The model's raw moments E_θ[Y^k], k = 1..K, and their exact Jacobian from the trace (reverse
-/// mode through the reward-command replays, <see cref="TraceGradient"/>) — the input of
+/// The model's raw moments E_θ[Y^k], k = 1..K, and their exact Jacobian from the trace (forward
+/// mode for up to four parameters, reverse mode above, through the reward-command replays,
+/// <see cref="TraceGradient"/>) — the input of
 /// <see cref="MomentPenalty"/>. Parallel across particles, deterministic.
 /// </summary>
 public sealed class TraceMomentModel : IMomentModel
