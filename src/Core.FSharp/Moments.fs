@@ -48,12 +48,14 @@ module Moments =
         replayInPlace c x
         x
 
-    let private factorial k =
+    /// k! as a float (the moment formulas' factors; shared by every evaluator so they agree bit for bit).
+    let internal factorial k =
         let mutable f = 1.0
         for i in 2 .. k do f <- f * float i
         f
 
-    let private binomial n k =
+    /// C(n, k) as a float, by the product formula (shared like `factorial`).
+    let internal binomial n k =
         let mutable b = 1.0
         for i in 1 .. k do b <- b * float (n - k + i) / float i
         b

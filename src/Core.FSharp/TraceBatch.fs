@@ -186,16 +186,6 @@ module TraceBatch =
 
     let multipliers (t: Trace) (thetas: float[][]) : float[][] = multipliersWith (Pool t) t thetas
 
-    let private factorial k =
-        let mutable f = 1.0
-        for i in 2 .. k do f <- f * float i
-        f
-
-    let private binomial n k =
-        let mutable b = 1.0
-        for i in 1 .. k do b <- b * float (n - k + i) / float i
-        b
-
     /// Raw moments E[Y], …, E[Y^k] for every parameter vector (result.[particle].[j − 1] = E[Y^j]),
     /// by the `Moments` formulas replayed in lanes.
     let internal momentsWith (pool: Pool) (t: Trace) (thetas: float[][]) (reward: float[]) (k: int) : float[][] =
@@ -218,14 +208,14 @@ module TraceBatch =
                 for j in 2 .. k do
                     for v in 0 .. n - 1 do x.[v] <- x.[v] * r.[v]
                     replay t w.Values x
-                    store j (Vector<double>(factorial j) * x.[0])
+                    store j (Vector<double>(Moments.factorial j) * x.[0])
             else
                 let m: Vector<double>[][] = Array.zeroCreate (k + 1)
                 let b: Vector<double>[][] = Array.zeroCreate (k + 1)
                 for j in 1 .. k do
                     let bj = Array.init n (fun v -> Vector<double>(Math.Pow(reward.[v], float j)))
                     for i in 1 .. j - 1 do
-                        let coef = binomial j i
+                        let coef = Moments.binomial j i
                         for v in 0 .. n - 1 do
                             bj.[v] <- bj.[v] + Vector<double>(coef * Math.Pow(reward.[v], float (j - i))) * (m.[i].[v] - b.[i].[v])
                     b.[j] <- bj

@@ -159,16 +159,6 @@ module TraceGrad =
                 let b = tt.[i]
                 if a = b then xbar.[a] <- g * values.[o] else xbar.[b] <- xbar.[b] + values.[o] * g
 
-    let private factorial k =
-        let mutable f = 1.0
-        for i in 2 .. k do f <- f * float i
-        f
-
-    let private binomial n k =
-        let mutable b = 1.0
-        for i in 1 .. k do b <- b * float (n - k + i) / float i
-        b
-
     /// Buffers of one moment-gradient computation, reusable across calls (`TraceGradient`).
     [<Sealed>]
     /// `planned`: after `TracePlan.CutAfter` forward passes, evaluate through a `TracePlan`
@@ -215,14 +205,14 @@ module TraceGrad =
             for j in 2 .. k do
                 for v in 0 .. n - 1 do x.[v] <- x.[v] * reward.[v]
                 replayTaped t values x (w.Tape(j - 1))
-                result.[j - 1] <- factorial j * x.[0]
+                result.[j - 1] <- Moments.factorial j * x.[0]
         else
             let m = Array.zeroCreate (k + 1)
             let b = Array.zeroCreate (k + 1)
             for j in 1 .. k do
                 let bj = Array.init n (fun v -> Math.Pow(reward.[v], float j))
                 for i in 1 .. j - 1 do
-                    let coef = binomial j i
+                    let coef = Moments.binomial j i
                     let mi: float[] = m.[i]
                     let bi: float[] = b.[i]
                     for v in 0 .. n - 1 do
@@ -244,7 +234,7 @@ module TraceGrad =
             // r_j = ewt(r_{j−1} ⊙ r): one adjoint vector walks back through the chain of replays.
             let ybar = Array.zeroCreate n
             for j in k .. -1 .. 1 do
-                ybar.[0] <- ybar.[0] + seed.[j - 1] * factorial j
+                ybar.[0] <- ybar.[0] + seed.[j - 1] * Moments.factorial j
                 replayBackward t w.Values (w.Tape(j - 1)) ybar adj
                 if j > 1 then
                     for v in 0 .. n - 1 do ybar.[v] <- ybar.[v] * reward.[v]
@@ -259,7 +249,7 @@ module TraceGrad =
                 let bj: float[] = bAdj.[j]
                 for v in 0 .. n - 1 do bj.[v] <- bj.[v] + mj.[v]
                 for i in 1 .. j - 1 do
-                    let coef = binomial j i
+                    let coef = Moments.binomial j i
                     let mi: float[] = mAdj.[i]
                     let bi: float[] = bAdj.[i]
                     for v in 0 .. n - 1 do

@@ -143,16 +143,6 @@ module internal TraceTangents =
                 x.[a] <- acc
                 xt.[a] <- d
 
-    let private factorial k =
-        let mutable f = 1.0
-        for i in 2 .. k do f <- f * float i
-        f
-
-    let private binomial n k =
-        let mutable b = 1.0
-        for i in 1 .. k do b <- b * float (n - k + i) / float i
-        b
-
     /// Buffers of one trace's forward-mode gradients, reusable across calls.
     [<Sealed>]
     type Work(t: Trace) =
@@ -191,7 +181,7 @@ module internal TraceTangents =
                     x.[v] <- x.[v] * reward.[v]
                     xt.[v] <- xt.[v] * reward.[v]
                 replay t values tangents x xt
-                let f = factorial j
+                let f = Moments.factorial j
                 result.[j - 1] <- f * x.[0]
                 record j f xt.[0]
         else
@@ -205,7 +195,7 @@ module internal TraceTangents =
                 let bj = Array.init n (fun v -> Math.Pow(reward.[v], float j))
                 let btj: Vector256<float>[] = Array.zeroCreate n
                 for i in 1 .. j - 1 do
-                    let coef = binomial j i
+                    let coef = Moments.binomial j i
                     let mi: float[] = m.[i]
                     let bi: float[] = b.[i]
                     let mti: Vector256<float>[] = mt.[i]
