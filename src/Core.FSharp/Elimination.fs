@@ -83,14 +83,19 @@ module Elimination =
     [<Literal>]
     let DeferredRenormalizations = 8
 
+    /// `rates`: empty, or one entry per vertex that receives λ_v, the left-to-right sum of v's
+    /// weights that phase A forms anyway (absorbing vertices are left as they are) — what a
+    /// recording needs as the vertex's rate op.
     let internal runDeferring<'T, 'A when 'A :> IAlgebra<'T> and 'A: struct>
-        (deferred: int) (alg: 'A) (g: Graph) (order: VertexOrder) (weights: 'T[]) : CommandList<'T> =
+        (deferred: int) (alg: 'A) (g: Graph) (order: VertexOrder) (weights: 'T[]) (rates: 'T[]) : CommandList<'T> =
         let n = g.VertexCount
         let pos = order.Position
         let offsets = g.Offsets
         let targets = g.Targets
         if weights.Length <> g.EdgeCount then
             Fail.format "internal error: %d weights for %d edges" weights.Length g.EdgeCount
+        if rates.Length <> 0 && rates.Length <> n then
+            Fail.format "internal error: %d rates for %d vertices" rates.Length n
         let cyclic = Array.init n (fun v -> order.ComponentSize.[order.Component.[v]] > 1)
         let buffer = CommandBuffer<'T>(n + g.EdgeCount)
         let anyCycle = cyclic |> Array.exists id
@@ -112,7 +117,9 @@ module Elimination =
             if deg = 0 then
                 buffer.Emit(v, v, alg.Zero)
             else
-                let inv = alg.Inv(alg.Sum(weights, e0, deg))
+                let rate = alg.Sum(weights, e0, deg)
+                if rates.Length <> 0 then rates.[v] <- rate
+                let inv = alg.Inv rate
                 let deferRow = deferPhaseA && cyclic.[v] && v <> 0
                 if deferRow then
                     scale.[v] <- inv
@@ -265,7 +272,7 @@ module Elimination =
     /// Eliminates with the arithmetic `alg` (numbers, or a recording of the operations).
     let run<'T, 'A when 'A :> IAlgebra<'T> and 'A: struct>
         (alg: 'A) (g: Graph) (order: VertexOrder) (weights: 'T[]) : CommandList<'T> =
-        runDeferring DeferredRenormalizations alg g order weights
+        runDeferring DeferredRenormalizations alg g order weights [||]
 
     /// Eliminates a graph at concrete parameters θ (empty for an unparameterized graph).
     let eliminate (g: Graph) (theta: float[]) : CommandList<float> =

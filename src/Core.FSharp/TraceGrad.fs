@@ -166,7 +166,8 @@ module TraceGrad =
     /// back only when the buffers are reused many times. `forward`: use forward mode
     /// (`TraceTangents`, only where it applies) instead of reverse mode.
     type internal Work(t: Trace, planned: bool, forward: bool) =
-        let tangents = if forward && TraceTangents.applies t then Some(TraceTangents.Work t) else None
+        let plan = TraceEval.checkPlan t
+        let tangents = if forward && TraceTangents.applies t then Some(TraceTangents.Work(t, plan)) else None
         // reverse mode's buffers, not allocated in forward mode
         let reverseBuffer () : float[] = if tangents.IsSome then null else Array.zeroCreate t.OpCount
         let mutable opPlan: OpPlan option = None
@@ -180,7 +181,7 @@ module TraceGrad =
             opPlan
         member val Values: float[] = reverseBuffer ()
         member val Adj: float[] = reverseBuffer ()
-        member val Plan = TraceEval.checkPlan t
+        member _.Plan = plan
         member val Tapes = ResizeArray<float[]>()
         member w.Tape(j: int) =
             while w.Tapes.Count <= j do w.Tapes.Add(Array.zeroCreate t.CommandCount)

@@ -32,46 +32,27 @@ module Trace =
         let order = Order.compute g
         let p = g.ParamLength
         // Exact sizes for an acyclic graph (cyclic ones grow from there): the zero constant, one
-        // weight op per edge, per non-absorbing vertex phase A's sum and inverse, one product
-        // per edge, and the start vertex's rate sum.
+        // weight op per edge, per non-absorbing vertex phase A's sum (its rate) and inverse, and
+        // one product per edge; the sums read every weight once.
         let e = g.EdgeCount
         let live = Seq.init g.VertexCount g.OutDegree |> Seq.filter (fun d -> d > 0) |> Seq.length
         let capacity =
-            { Ops = 2 + 2 * e + 2 * live
+            { Ops = 1 + 2 * e + 2 * live
               Constants = 1 + (if p = 0 then e else 0)
               DotRows = (if p = 0 then 0 else e)
-              Operands = e + g.OutDegree 0 }
+              Operands = e }
         let b = TraceBuilder(p, false, false, capacity)
         let zero = b.Const 0.0
         // Edge weights exactly as Graph.Weights computes them: the base alone when unparameterized,
         // otherwise base + Σ c_k θ_k from the left.
         let weights =
             Array.init g.EdgeCount (fun e -> if p = 0 then b.Const g.Bases.[e] else b.Dot(g.Bases.[e], g.Coefs, e * p))
-        let cmds = Elimination.run (RecordingAlgebra(b, zero)) g order weights
-        // Vertex rates: phase A formed each λ_v as the left-to-right Sum of v's weight ops (its
-        // inverse scales x[v] or, deferred, v's row), so the rate is that Sum: the first Sum op
-        // whose operands are exactly v's weight ops in edge order. Not read off the commands: a
-        // vertex inside a cycle has no phase A command any more. A fresh Sum is the fallback —
-        // recording must not depend on this shortcut.
-        let program = b.ToProgramView()
+        // Vertex rates: phase A forms each λ_v as the left-to-right Sum of v's weight ops (its
+        // inverse scales x[v] or, deferred, v's row); the elimination hands those ops back.
+        // Absorbing vertices keep the zero constant.
         let rates = Array.create g.VertexCount zero
-        let byFirstWeight = System.Collections.Generic.Dictionary<int, int>()
-        for v in 0 .. g.VertexCount - 1 do
-            if g.OutDegree v > 0 then byFirstWeight.[weights.[g.EdgeStart v]] <- v
-        let found = Array.create g.VertexCount -1
-        for o in 0 .. program.Kinds.Length - 1 do
-            if program.Kinds.[o] = OpKind.Sum then
-                let first = program.A.[o]
-                match byFirstWeight.TryGetValue program.Operands.[first] with
-                | true, v when found.[v] < 0 && program.B.[o] = g.OutDegree v ->
-                    let e0 = g.EdgeStart v
-                    let mutable j = 0
-                    while j < program.B.[o] && program.Operands.[first + j] = weights.[e0 + j] do j <- j + 1
-                    if j = program.B.[o] then found.[v] <- o
-                | _ -> ()
-        for v in 0 .. g.VertexCount - 1 do
-            let d = g.OutDegree v
-            if d > 0 then rates.[v] <- (if found.[v] >= 0 then found.[v] else b.RawSum(weights, g.EdgeStart v, d))
+        let cmds =
+            Elimination.runDeferring Elimination.DeferredRenormalizations (RecordingAlgebra(b, zero)) g order weights rates
         { Graph = g
           Order = order
           Program = b.ToProgram()

@@ -143,14 +143,15 @@ module internal TraceTangents =
                 x.[a] <- acc
                 xt.[a] <- d
 
-    /// Buffers of one trace's forward-mode gradients, reusable across calls.
+    /// Buffers of one trace's forward-mode gradients, reusable across calls; `checkPlan` is the
+    /// trace's `TraceEval.checkPlan` (the caller's, built once).
     [<Sealed>]
-    type Work(t: Trace) =
+    type Work(t: Trace, checkPlan: TraceEval.CheckPlan) =
         member val Values: float[] = Array.zeroCreate t.OpCount
         member val Tangents: Vector256<float>[] = Array.zeroCreate t.OpCount
         member val X: float[] = Array.zeroCreate t.VertexCount
         member val XT: Vector256<float>[] = Array.zeroCreate t.VertexCount
-        member val CheckPlan = TraceEval.checkPlan t
+        member _.CheckPlan = checkPlan
 
     /// Moments 1..k exactly as `Moments.moments` computes them (bit for bit) and their Jacobian:
     /// jacobian.[j − 1].[p] = ∂E[Y^j]/∂θ_p. θ, reward and k checked as the reverse mode checks them.

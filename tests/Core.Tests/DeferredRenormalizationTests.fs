@@ -33,7 +33,7 @@ let private strongComponent (seed: int) (m: int) (decades: float) (density: floa
     b.Build()
 
 let private eliminateDeferring (deferred: int) (g: Graph) =
-    Elimination.runDeferring deferred (FloatAlgebra()) g (Order.compute g) (g.Weights [||])
+    Elimination.runDeferring deferred (FloatAlgebra()) g (Order.compute g) (g.Weights [||]) [||]
 
 /// The float arithmetic, counting its products (how much renormalization work a bound saves).
 [<Struct>]
@@ -49,7 +49,7 @@ type private CountingAlgebra(count: int ref) =
 
 let private products (deferred: int) (g: Graph) (theta: float[]) =
     let count = ref 0
-    Elimination.runDeferring deferred (CountingAlgebra count) g (Order.compute g) (g.Weights theta) |> ignore
+    Elimination.runDeferring deferred (CountingAlgebra count) g (Order.compute g) (g.Weights theta) [||] |> ignore
     count.Value
 
 let private cases =
