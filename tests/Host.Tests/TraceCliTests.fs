@@ -307,6 +307,28 @@ let tests =
             Expect.equal (s.GetStatistics().DecodeFailures) 2L "two decode failures counted"
             Expect.isTrue (logs |> Seq.exists (fun m -> m.Contains "unusable")) "logged"
         }
+        test "the store's default policy optimizes from 5% repeated weight ops (rabbits3 R = 80: 9.9%), bit-identical to the recording" {
+            let g = Models.rabbits3 80
+            let recorded = Trace.record g
+            let share = TracePasses.duplicateWeightShare recorded
+            Expect.isTrue (share >= 0.05 && share < 0.1) $"this model sits between the old and the new threshold (share {share})"
+            use byDefault = TraceStore.Uncached()
+            let l = byDefault.GetOrRecord g
+            Expect.isTrue l.Optimized "optimized under the default threshold"
+            Expect.isLessThan l.Trace.OpCount (recorded.OpCount * 9 / 10) "the passes remove more than 10% of the ops"
+            use strict = TraceStore.Uncached(TraceStoreOptions(OptimizeThreshold = 0.1))
+            let l2 = strict.GetOrRecord g
+            Expect.isFalse l2.Optimized "not optimized when the threshold is above the share"
+            Expect.equal l2.Trace.OpCount recorded.OpCount "the recording as it is"
+            let theta = [| 0.8; 1.7; 2.9 |]
+            let reward = Rewards.ones g
+            let fromStore = TraceEvaluator(l.Trace).Expectation(theta, reward)
+            let fromRecording = TraceEvaluator(recorded).Expectation(theta, reward)
+            Expect.equal (BitConverter.DoubleToInt64Bits fromStore) (BitConverter.DoubleToInt64Bits fromRecording) "E[T] bit for bit"
+            let x = Rewards.ones g
+            Moments.replayInPlace (Elimination.eliminate g theta) x
+            close 1e-12 fromStore x.[0] "E[T] of eliminating the concrete graph"
+        }
         test "API: likelihood and gradient through PhaseTypeModel; trace files load as models" {
             let dir = tempDir ()
             use s = TraceStore.Uncached()

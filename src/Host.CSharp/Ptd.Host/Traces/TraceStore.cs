@@ -10,10 +10,11 @@ public enum TraceOptimization
 {
     /// <summary>
     /// When the trace's repeated edge-weight ops are at least <see cref="TraceStoreOptions.OptimizeThreshold"/> of its
-    /// ops (<c>TracePasses.duplicateWeightShare</c>): then the passes shrink it several-fold (coalescent n = 30:
-    /// 5.6× fewer ops, 2× faster replay) for about 3× the recording time; otherwise they cost several times the
-    /// recording time for a few percent (rabbits3 R = 200, fill-reducing order: 0.9 s, 8% fewer ops, a replay 5–10%
-    /// faster).
+    /// ops (<c>TracePasses.duplicateWeightShare</c>). Equal weights make equal rate sums, inverses and products
+    /// downstream, so the passes remove about twice that share: coalescent n = 30 (45%) 82% of the ops, a replay 2×
+    /// faster; rabbits3 R = 200 (7.7%, trace revision 4) 17% of the ops, a replay 1.45× faster, for 0.42 s, 4× its
+    /// recording time, paid once per model structure since the store caches the optimized trace. Below the
+    /// threshold they would cost that time for a few percent.
     /// </summary>
     Auto,
 
@@ -30,8 +31,8 @@ public sealed class TraceStoreOptions
     /// <summary>When to optimize recorded traces (default <see cref="TraceOptimization.Auto"/>).</summary>
     public TraceOptimization Optimize { get; set; } = TraceOptimization.Auto;
 
-    /// <summary>The share of repeated weight ops from which <see cref="TraceOptimization.Auto"/> optimizes (default 0.1).</summary>
-    public double OptimizeThreshold { get; set; } = 0.1;
+    /// <summary>The share of repeated weight ops from which <see cref="TraceOptimization.Auto"/> optimizes (default 0.05).</summary>
+    public double OptimizeThreshold { get; set; } = 0.05;
 
     /// <summary>Receives warnings (unusable cache entries, cache failures). Never throws into the store.</summary>
     public Action<string>? Log { get; set; }
