@@ -25,59 +25,69 @@ type internal SliceComparer<'T>(data: unit -> 'T[], bits: 'T -> int64) =
             for i in s .. s + n - 1 do h.Add(bits d.[i])
             h.ToHashCode()
 
+/// One slot of `OpTable`: key, kind and op together, so a probe touches one cache line.
+[<Struct; NoEquality; NoComparison>]
+type internal OpEntry =
+    val mutable Key: int64
+    /// The op + 1; 0 = empty (a fresh array is all empty, no fill pass).
+    val mutable Stored: int
+    val mutable Kind: OpKind
+
 /// Open-addressing hash table from (kind, a, b) to an op index: the hash-consing lookup runs once
 /// per op of traces with millions of ops, where a generic Dictionary over tuples is several times
-/// slower. Linear probing, power-of-two capacity, load ≤ 1/2.
+/// slower. Linear probing, power-of-two capacity, load ≤ 1/2. Key, kind and op sit in one entry:
+/// the table of a million-op trace is tens of megabytes, so every probe is a cache miss, and
+/// with three parallel arrays a lookup and its insert took three (rabbits3 R = 200: `cse` 270–370
+/// ms with parallel arrays).
 [<Sealed>]
-type internal OpTable() =
-    let mutable kinds: OpKind[] = Array.zeroCreate 1024
-    let mutable keys: int64[] = Array.zeroCreate 1024
-    let mutable values: int[] = Array.create 1024 -1
+type internal OpTable(expected: int) =
+    let mutable entries: OpEntry[] =
+        // room for `expected` ops at load ≤ 1/2, so a table sized from the op count never grows
+        let mutable size = 1024
+        while size < 2 * expected + 2 do size <- size * 2
+        Array.zeroCreate size
     let mutable count = 0
 
     static member private Slot(k: OpKind, key: int64, mask: int) =
         let h = (uint64 key ^^^ (uint64 k <<< 59)) * 0x9E3779B97F4A7C15UL
         int (h >>> 33) &&& mask
 
+    new() = OpTable(0)
+
     member private t.Grow() =
-        let oldKinds = kinds
-        let oldKeys = keys
-        let oldValues = values
-        kinds <- Array.zeroCreate (oldKeys.Length * 2)
-        keys <- Array.zeroCreate (oldKeys.Length * 2)
-        values <- Array.create (oldKeys.Length * 2) -1
-        let mask = keys.Length - 1
-        for i in 0 .. oldKeys.Length - 1 do
-            if oldValues.[i] >= 0 then
-                let mutable s = OpTable.Slot(oldKinds.[i], oldKeys.[i], mask)
-                while values.[s] >= 0 do s <- (s + 1) &&& mask
-                kinds.[s] <- oldKinds.[i]
-                keys.[s] <- oldKeys.[i]
-                values.[s] <- oldValues.[i]
+        let old = entries
+        entries <- Array.zeroCreate (old.Length * 2)
+        let mask = entries.Length - 1
+        for i in 0 .. old.Length - 1 do
+            if old.[i].Stored > 0 then
+                let mutable s = OpTable.Slot(old.[i].Kind, old.[i].Key, mask)
+                while entries.[s].Stored > 0 do s <- (s + 1) &&& mask
+                entries.[s] <- old.[i]
 
     /// The op stored for (k, a, b), or −1.
     member t.Find(k: OpKind, a: int, b: int) : int =
         let key = (int64 a <<< 32) ||| int64 (uint32 b)
-        let mask = keys.Length - 1
+        let mask = entries.Length - 1
         let mutable s = OpTable.Slot(k, key, mask)
         let mutable result = -2
         while result = -2 do
-            let v = values.[s]
-            if v < 0 then result <- -1
-            elif keys.[s] = key && kinds.[s] = k then result <- v
+            let e = &entries.[s]
+            if e.Stored = 0 then result <- -1
+            elif e.Key = key && e.Kind = k then result <- e.Stored - 1
             else s <- (s + 1) &&& mask
         result
 
     /// Stores op v for (k, a, b), which must not be present.
     member t.Add(k: OpKind, a: int, b: int, v: int) =
-        if 2 * (count + 1) > keys.Length then t.Grow()
+        if 2 * (count + 1) > entries.Length then t.Grow()
         let key = (int64 a <<< 32) ||| int64 (uint32 b)
-        let mask = keys.Length - 1
+        let mask = entries.Length - 1
         let mutable s = OpTable.Slot(k, key, mask)
-        while values.[s] >= 0 do s <- (s + 1) &&& mask
-        kinds.[s] <- k
-        keys.[s] <- key
-        values.[s] <- v
+        while entries.[s].Stored > 0 do s <- (s + 1) &&& mask
+        let e = &entries.[s]
+        e.Kind <- k
+        e.Key <- key
+        e.Stored <- v + 1
         count <- count + 1
 
 /// Initial sizes of a builder's arrays (they grow by doubling when exceeded).
@@ -110,7 +120,7 @@ type TraceBuilder(paramCount: int, hashCons: bool, fold: bool, capacity: TraceCa
     let mutable operands: int[] = Array.zeroCreate (max 16 capacity.Operands)
     let mutable operandCount = 0
     let stride = paramCount + 1
-    let nodes = OpTable()
+    let nodes = if hashCons then OpTable(capacity.Ops) else OpTable()
     let constIndex = Dictionary<int64, int>()
     let rowIndex = Dictionary<struct (int * int), int>(SliceComparer<float>((fun () -> rows), BitConverter.DoubleToInt64Bits))
     let listIndex = Dictionary<struct (int * int), int>(SliceComparer<int>((fun () -> operands), int64))

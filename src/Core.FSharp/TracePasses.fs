@@ -15,7 +15,13 @@ module TracePasses =
         let p = t.Program
         let n = p.OpCount
         let stride = p.ParamCount + 1
-        let b = TraceBuilder(p.ParamCount, hashCons, fold)
+        // sized for the live ops up front: no doubling copies, and the hash-consing table never grows
+        let capacity =
+            { Ops = live |> Array.sumBy (fun l -> if l then 1 else 0)
+              Constants = p.Constants.Length
+              DotRows = p.DotRows.Length / stride
+              Operands = p.Operands.Length }
+        let b = TraceBuilder(p.ParamCount, hashCons, fold, capacity)
         let remap = Array.create n -1
         let mutable scratch: int[] = Array.zeroCreate 16
         for i in 0 .. n - 1 do

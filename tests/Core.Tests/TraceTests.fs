@@ -210,6 +210,32 @@ let passTests =
             Expect.equal (TracePasses.optimize (TracePasses.optimize raw)).OpCount (TracePasses.optimize raw).OpCount "optimize is idempotent in size"
         }
 
+        test "the hash-consing table finds every op it holds, across growth, and no key it does not hold" {
+            // a Dictionary over the same keys is the reference; kinds, negative and equal a/b included
+            let rng = Random 5
+            let kinds = [| OpKind.Mul; OpKind.Add; OpKind.Sum; OpKind.Inv; OpKind.Dot |]
+            let reference = Collections.Generic.Dictionary<struct (OpKind * int * int), int>()
+            let table = OpTable()
+            for v in 0 .. 99_999 do
+                let key = struct (kinds.[rng.Next kinds.Length], rng.Next(-3, 40_000), rng.Next 40_000)
+                if not (reference.ContainsKey key) then
+                    let struct (k, a, b) = key
+                    Expect.equal (table.Find(k, a, b)) -1 "absent before it is added"
+                    table.Add(k, a, b, v)
+                    reference.Add(key, v)
+            for KeyValue (struct (k, a, b), v) in reference do
+                Expect.equal (table.Find(k, a, b)) v "found after growth"
+            for _ in 1 .. 10_000 do
+                let key = struct (kinds.[rng.Next kinds.Length], rng.Next(40_000, 80_000), rng.Next 80_000)
+                let struct (k, a, b) = key
+                Expect.equal (table.Find(k, a, b)) -1 "a key never added"
+            let sized = OpTable(50_000)
+            for KeyValue (struct (k, a, b), v) in reference do
+                if v < 50_000 then sized.Add(k, a, b, v)
+            for KeyValue (struct (k, a, b), v) in reference do
+                Expect.equal (sized.Find(k, a, b)) (if v < 50_000 then v else -1) "a table sized up front"
+        }
+
         test "constant folding turns an unparameterized model into constants only" {
             let t = Models.rabbits 3 2.0 4.0 |> Trace.record |> TracePasses.optimize
             let stats = TraceStats.compute t

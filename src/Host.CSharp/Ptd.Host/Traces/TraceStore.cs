@@ -12,7 +12,7 @@ public enum TraceOptimization
     /// When the trace's repeated edge-weight ops are at least <see cref="TraceStoreOptions.OptimizeThreshold"/> of its
     /// ops (<c>TracePasses.duplicateWeightShare</c>). Equal weights make equal rate sums, inverses and products
     /// downstream, so the passes remove about twice that share: coalescent n = 30 (45%) 82% of the ops, a replay 2×
-    /// faster; rabbits3 R = 200 (7.7%, trace revision 4) 17% of the ops, a replay 1.45× faster, for 0.42 s, 4× its
+    /// faster; rabbits3 R = 200 (7.7%, trace revision 4) 17% of the ops, a replay 1.45× faster, for 0.30 s, 3× its
     /// recording time, paid once per model structure since the store caches the optimized trace. Below the
     /// threshold they would cost that time for a few percent.
     /// </summary>
