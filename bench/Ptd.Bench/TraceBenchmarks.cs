@@ -102,7 +102,7 @@ public class TraceGradientBenchmarks
     private TraceGradient _gradient = null!;
 
     /// <summary>The model.</summary>
-    [Params("rabbits3:R=30", "coalescent:n=30")]
+    [Params("rabbits3:R=30", "rabbits3:R=200", "coalescent:n=30")]
     public string Model { get; set; } = "";
 
     /// <summary>Records once.</summary>

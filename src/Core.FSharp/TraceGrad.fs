@@ -161,13 +161,14 @@ module TraceGrad =
 
     /// Buffers of one moment-gradient computation, reusable across calls (`TraceGradient`).
     [<Sealed>]
-    /// `planned`: after `TracePlan.CutAfter` forward passes, evaluate through a `TracePlan`
-    /// (window 0: the reverse sweep needs every op's value) — its cut costs a few evaluations, won
-    /// back only when the buffers are reused many times. `forward`: use forward mode
-    /// (`TraceTangents`, only where it applies) instead of reverse mode.
+    /// `planned`: after `TracePlan.CutAfter` forward passes, evaluate through a `TracePlan` — in
+    /// reverse mode with window 0 (the reverse sweep needs every op's value), in forward mode the
+    /// replay evaluator's plan with its ring (`TraceTangentPlan`) — its cut costs a few
+    /// evaluations, won back only when the buffers are reused many times. `forward`: use forward
+    /// mode (`TraceTangents`, only where it applies) instead of reverse mode.
     type internal Work(t: Trace, planned: bool, forward: bool) =
         let plan = TraceEval.checkPlan t
-        let tangents = if forward && TraceTangents.applies t then Some(TraceTangents.Work(t, plan)) else None
+        let tangents = if forward && TraceTangents.applies t then Some(TraceTangents.Work(t, plan, planned)) else None
         // reverse mode's buffers, not allocated in forward mode
         let reverseBuffer () : float[] = if tangents.IsSome then null else Array.zeroCreate t.OpCount
         let mutable opPlan: OpPlan option = None

@@ -21,17 +21,6 @@ module internal TraceTangents =
     let applies (t: Trace) =
         Vector256.IsHardwareAccelerated && t.ParamCount <= MaxParams
 
-    let private unit (k: int) =
-        Vector256.Create((if k = 0 then 1.0 else 0.0), (if k = 1 then 1.0 else 0.0), (if k = 2 then 1.0 else 0.0), (if k = 3 then 1.0 else 0.0))
-
-    /// The constant tangent of a Dot op: its coefficients c_0 .. c_{P−1}, zero in unused lanes.
-    let private coefficients (rows: float[]) (r: int) (pc: int) =
-        Vector256.Create(
-            rows.[r + 1],
-            (if pc > 1 then rows.[r + 2] else 0.0),
-            (if pc > 2 then rows.[r + 3] else 0.0),
-            (if pc > 3 then rows.[r + 4] else 0.0))
-
     /// Values (exactly `TraceEval.valuesInto`'s) and tangents of every op at θ (θ checked by the
     /// caller; both buffers of length ≥ OpCount).
     let opsInto (p: OpProgram) (theta: float[]) (values: float[]) (tangents: Vector256<float>[]) =
@@ -78,13 +67,13 @@ module internal TraceTangents =
                 for k in 0 .. pc - 1 do
                     s <- s + rows.[r + 1 + k] * theta.[k]
                 values.[i] <- s
-                tangents.[i] <- if pc = 0 then Vector256<float>.Zero else coefficients rows r pc
+                tangents.[i] <- if pc = 0 then Vector256<float>.Zero else TraceTangentPlan.coefficients rows r pc
             | OpKind.Const ->
                 values.[i] <- consts.[a.[i]]
                 tangents.[i] <- Vector256<float>.Zero
             | OpKind.Param ->
                 values.[i] <- theta.[a.[i]]
-                tangents.[i] <- unit a.[i]
+                tangents.[i] <- TraceTangentPlan.unit a.[i]
             | OpKind.Sub ->
                 values.[i] <- values.[a.[i]] - values.[b.[i]]
                 tangents.[i] <- tangents.[a.[i]] - tangents.[b.[i]]
@@ -144,14 +133,31 @@ module internal TraceTangents =
                 xt.[a] <- d
 
     /// Buffers of one trace's forward-mode gradients, reusable across calls; `checkPlan` is the
-    /// trace's `TraceEval.checkPlan` (the caller's, built once).
+    /// trace's `TraceEval.checkPlan` (the caller's, built once). `planned`: after
+    /// `TracePlan.CutAfter` passes, run through the replay evaluator's plan (`TraceTangentPlan`),
+    /// for traces the replay evaluator would plan too (at least as many ops as commands).
     [<Sealed>]
-    type Work(t: Trace, checkPlan: TraceEval.CheckPlan) =
-        member val Values: float[] = Array.zeroCreate t.OpCount
-        member val Tangents: Vector256<float>[] = Array.zeroCreate t.OpCount
+    type Work(t: Trace, checkPlan: TraceEval.CheckPlan, planned: bool) =
+        let mutable values: float[] = Array.zeroCreate t.OpCount
+        let mutable tangents: Vector256<float>[] = Array.zeroCreate t.OpCount
+        let mutable plans: (OpPlan * CommandPlan) option = None
+        let mutable passes = 0
+        new(t, checkPlan) = Work(t, checkPlan, false)
+        member _.Values = values
+        member _.Tangents = tangents
         member val X: float[] = Array.zeroCreate t.VertexCount
         member val XT: Vector256<float>[] = Array.zeroCreate t.VertexCount
         member _.CheckPlan = checkPlan
+        /// The plan to run this pass with (None: op by op); cuts it, and sizes the buffers for its
+        /// slots, once the pass count reaches `TracePlan.CutAfter`.
+        member _.NextPlan() =
+            if planned && plans.IsNone && passes >= TracePlan.CutAfter && t.OpCount >= t.CommandCount then
+                let ops, commands, _ = TracePlan.replayPlan t TracePlan.Window
+                values <- Array.zeroCreate ops.Slots
+                tangents <- Array.zeroCreate ops.Slots
+                plans <- Some(ops, commands)
+            passes <- passes + 1
+            plans
 
     /// Moments 1..k exactly as `Moments.moments` computes them (bit for bit) and their Jacobian:
     /// jacobian.[j − 1].[p] = ∂E[Y^j]/∂θ_p. θ, reward and k checked as the reverse mode checks them.
@@ -159,10 +165,17 @@ module internal TraceTangents =
         Rewards.check t.Graph reward
         if k < 1 then Fail.format "moment order must be ≥ 1 (got %d)" k
         let theta = TraceEval.checkTheta t.ParamCount theta
+        let plans = w.NextPlan()
         let values = w.Values
         let tangents = w.Tangents
-        opsInto t.Program theta values tangents
+        match plans with
+        | Some (ops, _) -> TraceTangentPlan.opsPlanned ops t.Program theta values tangents
+        | None -> opsInto t.Program theta values tangents
         TraceEval.checkWeightsPlanned w.CheckPlan t theta values
+        let replay (x: float[]) (xt: Vector256<float>[]) =
+            match plans with
+            | Some (_, commands) -> TraceTangentPlan.replayPlanned commands t values tangents x xt
+            | None -> replay t values tangents x xt
         let pc = t.ParamCount
         let n = reward.Length
         let result = Array.zeroCreate k
@@ -174,14 +187,14 @@ module internal TraceTangents =
         if not t.Graph.IsDiscrete then
             Array.blit reward 0 x 0 n
             Array.Clear xt
-            replay t values tangents x xt
+            replay x xt
             result.[0] <- x.[0]
             record 1 1.0 xt.[0]
             for j in 2 .. k do
                 for v in 0 .. n - 1 do
                     x.[v] <- x.[v] * reward.[v]
                     xt.[v] <- xt.[v] * reward.[v]
-                replay t values tangents x xt
+                replay x xt
                 let f = Moments.factorial j
                 result.[j - 1] <- f * x.[0]
                 record j f xt.[0]
@@ -209,7 +222,7 @@ module internal TraceTangents =
                 bt.[j] <- btj
                 let mj = Array.copy bj
                 let mtj = Array.copy btj
-                replay t values tangents mj mtj
+                replay mj mtj
                 m.[j] <- mj
                 mt.[j] <- mtj
                 result.[j - 1] <- mj.[0]

@@ -58,6 +58,10 @@ let ruleCases: (string * (TraceBuilder -> int)) list =
       "param", (fun b -> let _, y, _ = basis b in b.Mul(y, y))
       "const", (fun b -> let x, _, _ = basis b in b.Mul(b.Const 2.5, x)) ]
 
+/// Two tangent vectors equal lane by lane, bit for bit.
+let sameLanes (a: Vector256<float>) (b: Vector256<float>) =
+    Seq.forall (fun k -> BitConverter.DoubleToInt64Bits(a.GetElement k) = BitConverter.DoubleToInt64Bits(b.GetElement k)) [ 0 .. 3 ]
+
 let ruleTests =
     testList "derivative rules" [
         for name, make in ruleCases do
@@ -81,6 +85,15 @@ let ruleTests =
                     let inLanes = Array.init 2 (fun k -> lanes.[out].GetElement k)
                     checkGradient (name + " (forward, vector lanes)") f theta inLanes (scaleOf values.[out] theta)
                     for k in 2 .. 3 do Expect.equal (lanes.[out].GetElement k) 0.0 (name + ": unused lanes stay 0")
+                    // the same rule through an evaluation plan (every op its own slot; a ring of 4)
+                    for w in [ 0; 4 ] do
+                        let pinned = Array.init p.OpCount (fun i -> i = out)
+                        let plan = TracePlan.opsOf p (TracePlan.slotsOf p pinned w) w
+                        let pv = Array.zeroCreate plan.Slots
+                        let pt = Array.zeroCreate plan.Slots
+                        TraceTangentPlan.opsPlanned plan p theta pv pt
+                        Expect.equal (BitConverter.DoubleToInt64Bits pv.[out]) (BitConverter.DoubleToInt64Bits values.[out]) (sprintf "%s, window %d: planned value" name w)
+                        Expect.isTrue (sameLanes pt.[out] lanes.[out]) (sprintf "%s, window %d: planned tangent = op by op, bit for bit" name w)
             }
     ]
 
@@ -144,6 +157,53 @@ let momentTests =
                             let err = abs (jf.[j].[p] - jr.[j].[p])
                             if not (err <= 1e-10 * scale) then
                                 failtestf "%O: ∂E[Y^%d]/∂θ_%d forward %.17g, reverse %.17g" case (j + 1) p jf.[j].[p] jr.[j].[p])
+
+        testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 60 } "random graphs (FsCheck, cyclic and discrete included): forward mode through the replay plan = op by op, values and tangents bit for bit (rings of 4, 8, 4096 slots)" <|
+            Prop.forAll (arbCase None) (fun case ->
+                let g = case.Graph
+                if g.ParamLength > 0 && g.ParamLength <= TraceTangents.MaxParams then
+                    let raw = Trace.record g
+                    for t in [ raw; TracePasses.optimize raw ] do
+                        let theta = randomTheta (Random case.Seed) g.ParamLength
+                        let values = Array.zeroCreate t.OpCount
+                        let tangents = Array.zeroCreate t.OpCount
+                        TraceTangents.opsInto t.Program theta values tangents
+                        let x = Rewards.ones g
+                        let xt = Array.zeroCreate g.VertexCount
+                        TraceTangents.replay t values tangents x xt
+                        for w in [ 4; 8; TracePlan.Window ] do
+                            let ops, commands, multSlot = TracePlan.replayPlan t w
+                            let pv = Array.zeroCreate ops.Slots
+                            let pt = Array.zeroCreate ops.Slots
+                            TraceTangentPlan.opsPlanned ops t.Program theta pv pt
+                            let label = sprintf "%O, %d ops, ring %d" case t.OpCount w
+                            for c in 0 .. t.CommandCount - 1 do
+                                let o = t.CmdMult.[c]
+                                if BitConverter.DoubleToInt64Bits pv.[multSlot.[c]] <> BitConverter.DoubleToInt64Bits values.[o] || not (sameLanes pt.[multSlot.[c]] tangents.[o]) then
+                                    failtestf "%s: command %d's multiplier (op %d)" label c o
+                            for o in Array.append t.EdgeWeight t.VertexRate do
+                                if BitConverter.DoubleToInt64Bits pv.[o] <> BitConverter.DoubleToInt64Bits values.[o] || not (sameLanes pt.[o] tangents.[o]) then
+                                    failtestf "%s: weight or rate op %d" label o
+                            let px = Rewards.ones g
+                            let pxt = Array.zeroCreate g.VertexCount
+                            TraceTangentPlan.replayPlanned commands t pv pt px pxt
+                            Expect.isTrue (bitsEqual px x) (label + ": replayed x")
+                            for v in 0 .. g.VertexCount - 1 do
+                                if not (sameLanes pxt.[v] xt.[v]) then failtestf "%s: replayed tangent of vertex %d" label v)
+
+        test "TraceGradient switches to the plan after CutAfter passes (rabbits3 R = 12, forward mode): results bit for bit as op by op" {
+            let t = Trace.record (Models.rabbits3 12) |> TracePasses.optimize
+            Expect.isGreaterThanOrEqual t.OpCount t.CommandCount "a trace the replay evaluator plans"
+            let tg = TraceGradient(t)
+            let r = Rewards.ofSlot t.Model 0 |> Array.map abs
+            let rng = Random 17
+            for call in 1 .. TracePlan.CutAfter + 4 do
+                let theta = Array.init 3 (fun _ -> 0.5 + rng.NextDouble())
+                let m, jac = tg.MomentsJacobian(theta, r, 3)
+                let mo, jo = TraceGrad.momentsJacobianOn (TraceGrad.Work(t, false, true)) t theta r 3
+                Expect.isTrue (bitsEqual m mo) (sprintf "call %d: moments" call)
+                for j in 0 .. 2 do Expect.isTrue (bitsEqual jac.[j] jo.[j]) (sprintf "call %d: ∂E[Y^%d]" call (j + 1))
+        }
 
         test "the default mode: forward for ≤ 4 parameters, reverse above (a 6-parameter cyclic chain = finite differences)" {
             let small = Models.rabbits3 3 |> Trace.record
