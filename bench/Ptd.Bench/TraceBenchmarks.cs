@@ -205,7 +205,7 @@ public class TraceBatchBenchmarks
     private TraceBatchEvaluator _batch = null!;
 
     /// <summary>The model.</summary>
-    [Params("rabbits3:R=30", "coalescent:n=30")]
+    [Params("rabbits3:R=30", "rabbits3:R=200", "coalescent:n=30")]
     public string Model { get; set; } = "";
 
     /// <summary>Records once; 64 parameter vectors scattered around the base θ.</summary>

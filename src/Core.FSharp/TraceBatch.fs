@@ -63,7 +63,8 @@ module TraceBatch =
 
     /// Per-worker buffers, reused across chunks and calls.
     type internal Work(t: Trace) =
-        member val Values: Vector<double>[] = Array.zeroCreate t.OpCount
+        /// One vector of lanes per op, or per slot of the pool's plan once it is cut.
+        member val Values: Vector<double>[] = Array.zeroCreate t.OpCount with get, set
         member val Theta: Vector<double>[] = Array.zeroCreate t.ParamCount
         member val X: Vector<double>[] = Array.zeroCreate t.VertexCount
         member val Scratch: float[] = Array.zeroCreate lanes
@@ -113,13 +114,17 @@ module TraceBatch =
 
     /// Evaluates chunk `c` (particles c·W .. c·W + W − 1; missing lanes repeat the last particle)
     /// into `w.Values`.
-    let private runChunk (plan: TraceEval.CheckPlan) (t: Trace) (thetas: float[][]) (w: Work) (c: int) =
+    let private runChunk (plan: TraceEval.CheckPlan) (cut: (OpPlan * CommandPlan * int[]) option) (t: Trace) (thetas: float[][]) (w: Work) (c: int) =
         let first = c * lanes
         let last = min (first + lanes) thetas.Length - 1
         for k in 0 .. t.ParamCount - 1 do
             for j in 0 .. lanes - 1 do w.Scratch.[j] <- thetas.[min (first + j) last].[k]
             w.Theta.[k] <- Vector<double>(w.Scratch)
-        valuesChunk t.Program w.Theta w.Values w.Scratch
+        match cut with
+        | Some (ops, _, _) ->
+            if w.Values.Length < ops.Slots then w.Values <- Array.zeroCreate ops.Slots
+            TraceBatchPlan.opsPlanned ops t.Program w.Theta w.Values w.Scratch
+        | None -> valuesChunk t.Program w.Theta w.Values w.Scratch
         checkLanes plan t w thetas first last
 
     /// x ← x replayed by the commands (all lanes at once), multipliers read from the op values.
@@ -143,13 +148,31 @@ module TraceBatch =
                     i <- i + 1
                 x.[a] <- acc
 
-    /// Workspaces for one trace, kept between calls (one per concurrently running worker).
+    /// Workspaces for one trace, kept between calls (one per concurrently running worker), and
+    /// the evaluation plan they share once it is cut.
     [<Sealed>]
     type internal Pool(t: Trace) =
         let free = System.Collections.Concurrent.ConcurrentBag<Work>()
+        let mutable cut: (OpPlan * CommandPlan * int[]) option = None
+        let mutable passes = 0L
         member val Plan = TraceEval.checkPlan t
         member _.Take() = match free.TryTake() with | true, w -> w | _ -> Work t
         member _.Return(w: Work) = free.Add w
+        /// Whether the plan has been cut.
+        member _.IsPlanned = cut.IsSome
+        /// The plan for a call evaluating `particles` parameter vectors (None: op by op). The
+        /// cut costs about as much as 3–5 passes over the ops (`TracePlan.CutAfter`), so the pool
+        /// cuts `TracePlan.replayPlan` once the passes so far and this call's (one per chunk of
+        /// lanes) reach `CutAfter` — at once for a call with 32 particles or more — for traces
+        /// with at least as many ops as commands (as `TraceEvaluator` does). Called before a call's
+        /// chunks are dispatched, under a lock (calls may come from several threads).
+        member p.PlanFor(particles: int) =
+            lock p (fun () ->
+                let chunks = int64 ((particles + lanes - 1) / lanes)
+                if cut.IsNone && passes + chunks >= int64 TracePlan.CutAfter && t.OpCount >= t.CommandCount then
+                    cut <- Some(TracePlan.replayPlan t TracePlan.Window)
+                passes <- passes + chunks
+                cut)
 
     /// Runs `body work chunk` over all chunks, in parallel when the work is large enough.
     let internal forChunks (t: Trace) (pool: Pool) (count: int) (body: Work -> int -> unit) =
@@ -177,11 +200,13 @@ module TraceBatch =
     let internal multipliersWith (pool: Pool) (t: Trace) (thetas: float[][]) : float[][] =
         let thetas = check t thetas
         let result = Array.init thetas.Length (fun _ -> Array.zeroCreate t.CommandCount)
+        let cut = pool.PlanFor thetas.Length
+        let slot = match cut with Some (_, _, slots) -> slots | None -> t.CmdMult
         forChunks t pool thetas.Length (fun w c ->
-            runChunk pool.Plan t thetas w c
+            runChunk pool.Plan cut t thetas w c
             for j in c * lanes .. min (c * lanes + lanes) thetas.Length - 1 do
                 let r: float[] = result.[j]
-                for i in 0 .. r.Length - 1 do r.[i] <- w.Values.[t.CmdMult.[i]].[j - c * lanes])
+                for i in 0 .. r.Length - 1 do r.[i] <- w.Values.[slot.[i]].[j - c * lanes])
         result
 
     let multipliers (t: Trace) (thetas: float[][]) : float[][] = multipliersWith (Pool t) t thetas
@@ -195,19 +220,24 @@ module TraceBatch =
         let n = t.VertexCount
         let result = Array.init thetas.Length (fun _ -> Array.zeroCreate k)
         let r = reward |> Array.map (fun x -> Vector<double>(x))
+        let cut = pool.PlanFor thetas.Length
+        let replay (values: Vector<double>[]) (x: Vector<double>[]) =
+            match cut with
+            | Some (_, commands, _) -> TraceBatchPlan.replayPlanned commands t values x
+            | None -> replay t values x
         forChunks t pool thetas.Length (fun w c ->
-            runChunk pool.Plan t thetas w c
+            runChunk pool.Plan cut t thetas w c
             let store j (v: Vector<double>) =
                 for p in c * lanes .. min (c * lanes + lanes) thetas.Length - 1 do
                     result.[p].[j - 1] <- v.[p - c * lanes]
             let x = w.X
             if not t.Graph.IsDiscrete then
                 Array.blit r 0 x 0 n
-                replay t w.Values x
+                replay w.Values x
                 store 1 x.[0]
                 for j in 2 .. k do
                     for v in 0 .. n - 1 do x.[v] <- x.[v] * r.[v]
-                    replay t w.Values x
+                    replay w.Values x
                     store j (Vector<double>(Moments.factorial j) * x.[0])
             else
                 let m: Vector<double>[][] = Array.zeroCreate (k + 1)
@@ -220,7 +250,7 @@ module TraceBatch =
                             bj.[v] <- bj.[v] + Vector<double>(coef * Math.Pow(reward.[v], float (j - i))) * (m.[i].[v] - b.[i].[v])
                     b.[j] <- bj
                     let mj = Array.copy bj
-                    replay t w.Values mj
+                    replay w.Values mj
                     m.[j] <- mj
                     store j mj.[0])
         result
@@ -237,6 +267,8 @@ module TraceBatch =
 type TraceBatchEvaluator(trace: Trace) =
     let pool = TraceBatch.Pool trace
     member _.Trace = trace
+    /// Whether the evaluation plan has been cut (after the first calls; see `TraceBatch.Pool`).
+    member internal _.IsPlanned = pool.IsPlanned
     /// Command multipliers per particle.
     member _.Multipliers(thetas: float[][]) = TraceBatch.multipliersWith pool trace thetas
     /// Raw moments 1..k per particle.

@@ -298,6 +298,54 @@ let batchTests =
                 Expect.isTrue (bitsEqual bm.[i] (TraceEval.moments dt dth.[i] (Rewards.ones dg) 3)) "discrete batched"
         }
 
+        testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 60 } "random graphs (FsCheck, cyclic and discrete included): lanes through the replay plan = the scalar planned evaluator, bit for bit (rings of 4, 8, 4096 slots)" <|
+            Prop.forAll (arbCase None) (fun case ->
+                let g = case.Graph
+                let raw = Trace.record g
+                for t in [ raw; TracePasses.optimize raw ] do
+                    let lanes = Numerics.Vector<float>.Count
+                    let rng = Random case.Seed
+                    let thetas = Array.init lanes (fun _ -> randomTheta rng g.ParamLength)
+                    let theta = Array.init g.ParamLength (fun k -> Numerics.Vector<float>(Array.init lanes (fun j -> thetas.[j].[k])))
+                    for w in [ 4; 8; TracePlan.Window ] do
+                        let ops, commands, multSlot = TracePlan.replayPlan t w
+                        let lv = Array.zeroCreate ops.Slots
+                        TraceBatchPlan.opsPlanned ops t.Program theta lv (Array.zeroCreate lanes)
+                        let x = Array.init g.VertexCount (fun _ -> Numerics.Vector<float>.One)
+                        TraceBatchPlan.replayPlanned commands t lv x
+                        for j in 0 .. lanes - 1 do
+                            let label = sprintf "%O, %d ops, ring %d, lane %d" case t.OpCount w j
+                            let sv = Array.zeroCreate ops.Slots
+                            TracePlan.valuesInto ops t.Program thetas.[j] sv
+                            for c in 0 .. t.CommandCount - 1 do
+                                if BitConverter.DoubleToInt64Bits lv.[multSlot.[c]].[j] <> BitConverter.DoubleToInt64Bits sv.[multSlot.[c]] then
+                                    failtestf "%s: command %d's multiplier" label c
+                            for o in Array.append t.EdgeWeight t.VertexRate do
+                                if BitConverter.DoubleToInt64Bits lv.[o].[j] <> BitConverter.DoubleToInt64Bits sv.[o] then
+                                    failtestf "%s: weight or rate op %d" label o
+                            let sx = Rewards.ones g
+                            TracePlan.replayCommands commands t sv sx
+                            Expect.isTrue (bitsEqual (Array.init g.VertexCount (fun v -> x.[v].[j])) sx) (label + ": replayed x"))
+
+        test "TraceBatchEvaluator cuts the plan and stays bit-identical to scalar across calls (rabbits3 R = 12; 3, 5 and 64 particles)" {
+            let t = Trace.record (Models.rabbits3 12) |> TracePasses.optimize
+            Expect.isGreaterThanOrEqual t.OpCount t.CommandCount "a trace the evaluators plan"
+            let ev = TraceBatchEvaluator(t)
+            let ones = Rewards.ones t.Model
+            let rng = Random 31
+            for call, p in List.indexed [ 3; 5; 3; 64; 5 ] do
+                let thetas = Array.init p (fun _ -> Array.init 3 (fun _ -> 0.5 + rng.NextDouble()))
+                let batched = ev.Moments(thetas, ones, 2)
+                // op by op for the first calls' few chunks of lanes; the 64-particle call reaches CutAfter
+                Expect.equal ev.IsPlanned (call >= 3) (sprintf "after call %d: planned" call)
+                for i in 0 .. p - 1 do
+                    Expect.isTrue (bitsEqual batched.[i] (TraceEval.moments t thetas.[i] ones 2)) (sprintf "call %d, particle %d: moments" call i)
+            let thetas = Array.init 9 (fun _ -> Array.init 3 (fun _ -> 0.5 + rng.NextDouble()))
+            let mults = ev.Multipliers thetas
+            for i in 0 .. thetas.Length - 1 do
+                Expect.isTrue (bitsEqual mults.[i] (TraceEval.evaluate t thetas.[i]).Multipliers) (sprintf "planned, particle %d: multipliers" i)
+        }
+
         test "a bad particle is reported by index" {
             let t = Trace.record (Models.rabbits3 2)
             let thetas = Array.init 2000 (fun i -> if i = 1234 then [| -1.0; 1.0; 1.0 |] else [| 1.0; 1.0; 1.0 |])
