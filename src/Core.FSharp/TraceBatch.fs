@@ -170,7 +170,7 @@ module TraceBatch =
             lock p (fun () ->
                 let chunks = int64 ((particles + lanes - 1) / lanes)
                 if cut.IsNone && passes + chunks >= int64 TracePlan.CutAfter && t.OpCount >= t.CommandCount then
-                    cut <- Some(TracePlan.replayPlan t TracePlan.Window)
+                    cut <- Some(TracePlan.replayPlanShared t)
                 passes <- passes + chunks
                 cut)
 

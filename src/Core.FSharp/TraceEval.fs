@@ -292,7 +292,7 @@ type TraceEvaluator(trace: Trace) =
     member _.Evaluate(theta: float[]) =
         let theta = TraceEval.checkTheta trace.ParamCount theta
         if plans.IsNone && planPays && evaluations >= TracePlan.CutAfter then
-            let (ops, _, _) as cut = TracePlan.replayPlan trace TracePlan.Window
+            let (ops, _, _) as cut = TracePlan.replayPlanShared trace
             values <- Array.zeroCreate ops.Slots
             plans <- Some cut
         evaluations <- evaluations + 1

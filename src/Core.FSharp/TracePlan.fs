@@ -527,6 +527,17 @@ module internal TracePlan =
         let ops = { opsOf t.Program slot window with Slots = region + multSlot.Length }
         ops, commandsOf t multSlot, multSlot
 
+    // One replay plan per trace object, whichever evaluators run it: a trace's TraceEvaluator,
+    // its TraceGradients (one per thread in the host's kernel pool) and its batch evaluator would
+    // otherwise each cut the same plan (rabbits3 R = 200: ≈ 100 ms and ≈ 15 MB each). Plans are
+    // never modified after the cut, so sharing them across threads is safe; the table holds
+    // them only as long as the trace lives.
+    let private shared = System.Runtime.CompilerServices.ConditionalWeakTable<Trace, Lazy<OpPlan * CommandPlan * int[]>>()
+
+    /// `replayPlan t Window`, cut once per trace object and shared.
+    let replayPlanShared (t: Trace) : OpPlan * CommandPlan * int[] =
+        shared.GetValue(t, fun t -> lazy (replayPlan t Window)).Value
+
     /// Replays the commands on x through the plan (the same operations in the same order as
     /// `TraceEval.replayValues`: bit-identical), multipliers read from the plan's slots.
     let replayCommands (plan: CommandPlan) (t: Trace) (values: float[]) (x: float[]) =

@@ -152,7 +152,7 @@ module internal TraceTangents =
         /// slots, once the pass count reaches `TracePlan.CutAfter`.
         member _.NextPlan() =
             if planned && plans.IsNone && passes >= TracePlan.CutAfter && t.OpCount >= t.CommandCount then
-                let ops, commands, _ = TracePlan.replayPlan t TracePlan.Window
+                let ops, commands, _ = TracePlan.replayPlanShared t
                 values <- Array.zeroCreate ops.Slots
                 tangents <- Array.zeroCreate ops.Slots
                 plans <- Some(ops, commands)

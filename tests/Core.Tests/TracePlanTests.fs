@@ -122,6 +122,26 @@ let tests =
                 checkTrace (string case) raw theta
                 checkTrace (string case + " optimized") (TracePasses.optimize raw) theta)
 
+        test "one replay plan per trace object, shared by its evaluators" {
+            let t = Trace.record (Models.rabbits3 6)
+            let shared = TracePlan.replayPlanShared t
+            Expect.isTrue (LanguagePrimitives.PhysicalEquality shared (TracePlan.replayPlanShared t)) "cut once, then the same plan"
+            let other = Trace.record (Models.rabbits3 6)
+            Expect.isFalse (LanguagePrimitives.PhysicalEquality shared (TracePlan.replayPlanShared other)) "another trace object has its own"
+            let ops, commands, slots = shared
+            let ops2, commands2, slots2 = TracePlan.replayPlan t TracePlan.Window
+            Expect.equal (ops.Kind, ops.Out, ops.Index, ops.Slots) (ops2.Kind, ops2.Out, ops2.Index, ops2.Slots) "the replay plan for the window"
+            Expect.equal (commands.Start, commands.Mult, slots) (commands2.Start, commands2.Mult, slots2) "and its commands"
+            // the evaluators that cut it give the results they gave before (bit for bit, as the tests above check)
+            let ev = TraceEvaluator(t)
+            let tg = TraceGradient(t)
+            let theta = [| 0.9; 1.7; 3.1 |]
+            let ones = Rewards.ones t.Model
+            for _ in 1 .. TracePlan.CutAfter + 2 do
+                Expect.equal (bits (ev.Expectation(theta, ones))) (bits (TraceEval.expectation t theta ones)) "evaluator"
+                Expect.equal (bits (fst (tg.MeanWithGradient(theta, ones)))) (bits (TraceEval.expectation t theta ones)) "gradient's mean"
+        }
+
         test "TraceGradient (planned forward pass) = one-shot gradient, bit for bit" {
             let t = Trace.record (Models.rabbits3 8)
             let theta = [| 1.0; 2.0; 4.0 |]
